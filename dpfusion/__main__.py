@@ -1,0 +1,5 @@
+import sys
+
+from dpfusion.cli import main
+
+sys.exit(main())

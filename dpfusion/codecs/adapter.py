@@ -1,0 +1,142 @@
+"""One interface over any CompressAI ``CompressionModel`` with a ``g_a`` / ``g_s`` split.
+
+The fusion module works on the quantised latent that ``g_s`` consumes, so the
+adapter exposes the three pieces separately: ``encode`` (image -> strings),
+``decode_latent`` (strings -> ``y_hat``) and ``synthesize`` (any latent -> image).
+``decode_latent`` runs the model's own ``decompress`` with ``g_s`` swapped for a
+probe that records its input: the latent is then exactly what the model would
+have decoded, whatever its entropy model (hyperprior, autoregressive context,
+gain units), without re-implementing any of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from compressai.models import CompressionModel
+from compressai.ops import compute_padding
+from torch import Tensor, nn
+
+from dpfusion.codecs.gain_hyperprior import GainMeanScaleHyperprior
+from dpfusion.errors import DPFusionError
+
+FINGERPRINT_BYTES = 8
+LATENT_STRIDE = 64
+"""Every supported codec downsamples by 64 to its hyper-latent: pad to this multiple."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """What the sender transmits for one image."""
+
+    strings: tuple[bytes, ...]
+    image_size: tuple[int, int]  # (height, width) before padding
+
+
+class _SynthesisProbe(nn.Module):
+    """Stands in for ``g_s``: remembers the latent it was given and returns a dummy image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latent: Tensor | None = None
+
+    def forward(self, latent: Tensor) -> Tensor:
+        self.latent = latent.clone()
+        return latent.new_zeros(1)
+
+
+def state_digest(model: nn.Module) -> bytes:
+    """SHA-256 over every tensor of the state dict, with names, dtypes and shapes."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.digest()
+
+
+def weights_fingerprint(model: nn.Module) -> bytes:
+    """The 8-byte identity of a set of weights, written into every bitstream."""
+    return state_digest(model)[:FINGERPRINT_BYTES]
+
+
+class CodecAdapter:
+    """A frozen base codec, ready for entropy coding, seen as encode / decode_latent / synthesize."""
+
+    def __init__(self, model: CompressionModel, name: str, quality: float):
+        for attribute in ("g_a", "g_s", "compress", "decompress"):
+            if not hasattr(model, attribute):
+                raise DPFusionError(f"codec {name!r} has no {attribute}: dpfusion needs a g_a/g_s split")
+        self.model = model.eval()
+        for param in self.model.parameters():
+            param.requires_grad_(False)
+        self.model.update()
+        self.name = name
+        self.quality = float(quality)
+        self.variable_rate = isinstance(model, GainMeanScaleHyperprior)
+        if self.variable_rate:
+            self.model.gains(self.quality)  # validates the rate index
+        self.fingerprint = weights_fingerprint(self.model)
+
+    @functools.cached_property
+    def latent_channels(self) -> int:
+        with torch.no_grad():
+            return int(self.model.g_a(torch.zeros(1, 3, LATENT_STRIDE, LATENT_STRIDE)).shape[1])
+
+    def _rate_kwargs(self) -> dict[str, float]:
+        return {"rate": self.quality} if self.variable_rate else {}
+
+    def latent_shape(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """The hyper-latent grid ``decompress`` expects; a function of the padded size."""
+        return tuple(-(-side // LATENT_STRIDE) for side in image_size)
+
+    def pad(self, x: Tensor) -> Tensor:
+        pad, _ = compute_padding(x.shape[-2], x.shape[-1], min_div=LATENT_STRIDE)
+        return F.pad(x, pad, mode="replicate")
+
+    def crop(self, x: Tensor, image_size: tuple[int, int]) -> Tensor:
+        _, unpad = compute_padding(*image_size, min_div=LATENT_STRIDE)
+        return F.pad(x, unpad)
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Encoded:
+        """Entropy-code one image (1, 3, H, W) in [0, 1]."""
+        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+            raise DPFusionError(f"expected one RGB image of shape (1, 3, H, W), got {tuple(x.shape)}")
+        out = self.model.compress(self.pad(x), **self._rate_kwargs())
+        strings = tuple(bytes(group[0]) for group in out["strings"])
+        return Encoded(strings=strings, image_size=(int(x.shape[-2]), int(x.shape[-1])))
+
+    @contextlib.contextmanager
+    def _probing_synthesis(self) -> Iterator[_SynthesisProbe]:
+        probe, original = _SynthesisProbe(), self.model.g_s
+        self.model.g_s = probe
+        try:
+            yield probe
+        finally:
+            self.model.g_s = original
+
+    @torch.no_grad()
+    def decode_latent(self, encoded: Encoded) -> Tensor:
+        """The quantised latent (1, C, h, w) that ``g_s`` would decode, exactly."""
+        strings = [[s] for s in encoded.strings]
+        shape = self.latent_shape(encoded.image_size)
+        with self._probing_synthesis() as probe:
+            self.model.decompress(strings, shape, **self._rate_kwargs())
+        if probe.latent is None:
+            raise DPFusionError(f"codec {self.name!r} decompress never called g_s")
+        return probe.latent
+
+    @torch.no_grad()
+    def synthesize(self, latent: Tensor, image_size: tuple[int, int]) -> Tensor:
+        """Decode latents (B, C, h, w) with the fixed ``g_s``; crop to ``image_size``, clamp to [0, 1]."""
+        return self.crop(self.model.g_s(latent).clamp_(0, 1), image_size)
+
+    def decompress(self, encoded: Encoded) -> Tensor:
+        """The base codec's own reconstruction (tau = 1)."""
+        return self.synthesize(self.decode_latent(encoded), encoded.image_size)

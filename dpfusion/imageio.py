@@ -1,0 +1,81 @@
+"""Reading any common photo into 8-bit RGB, and writing PNGs atomically.
+
+Codecs see one canonical input: uint8 RGB in display orientation. Everything odd
+about the file (alpha, palette, greyscale, 16-bit samples, EXIF rotation) is
+resolved here, once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+from dpfusion.atomic import atomic_path
+from dpfusion.errors import DPFusionError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+MAX_PIXELS = 64_000_000
+"""Largest image accepted (about 8000x8000): beyond it the codec's activations would not fit in memory."""
+
+
+def _to_uint8_rgb(image: Image.Image, name: str) -> np.ndarray:
+    mode = image.mode
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        warnings.warn(f"{name}: alpha channel dropped", stacklevel=3)
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        samples = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if mode.startswith("I;16") or samples.max() > 255 else 255.0
+        grey = np.clip(np.round(samples / peak * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "F":
+        grey = np.clip(np.round(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode in ("RGB;16", "RGBA;16") or getattr(image, "bits", 8) == 16:
+        samples = np.asarray(image, dtype=np.float64)[..., :3]
+        return np.clip(np.round(samples / 65535.0 * 255.0), 0, 255).astype(np.uint8)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """An (H, W, 3) uint8 array in display orientation; raises DPFusionError on any unusable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DPFusionError(f"image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise DPFusionError(
+                    f"{path}: {width}x{height} has {width * height} pixels, over the limit of "
+                    f"{MAX_PIXELS} (about 8000x8000); downscale or tile it first"
+                )
+            image = ImageOps.exif_transpose(image)
+            array = _to_uint8_rgb(image, path.name)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DPFusionError(f"{path}: not a readable image ({exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise DPFusionError(f"{path}: {exc}") from None
+    return array
+
+
+def to_tensor(array: np.ndarray) -> Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float().div(255.0)
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """(1, 3, H, W) or (3, H, W) float in [0, 1] -> (H, W, 3) uint8, rounded as PNG writers do."""
+    if image.dim() == 4:
+        image = image[0]
+    return image.clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def save_png(path: str | Path, array: np.ndarray) -> None:
+    """Write an (H, W, 3) uint8 array as PNG via a temporary file, so failures leave nothing."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
