@@ -107,7 +107,9 @@ def _training_checkpoint_config(checkpoint: Path) -> dict[str, Any]:
     return _read_config(beside)
 
 
-def load_codec(name: str = DEFAULT_NAME, quality: float | None = None, checkpoint: str | Path | None = None) -> CodecAdapter:
+def load_codec(
+    name: str = DEFAULT_NAME, quality: float | None = None, checkpoint: str | Path | None = None
+) -> CodecAdapter:
     """A ready base codec. ``quality`` is the zoo quality (1-8) or the gain model's rate index."""
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if name in ("default", DEFAULT_NAME):
@@ -117,7 +119,9 @@ def load_codec(name: str = DEFAULT_NAME, quality: float | None = None, checkpoin
     if name == GAIN_ARCHITECTURE:
         if checkpoint is None:
             raise DPFusionError(f"{GAIN_ARCHITECTURE} needs --checkpoint (a training checkpoint or safetensors)")
-        return _build_gain(name, 0.0 if quality is None else quality, checkpoint, _training_checkpoint_config(checkpoint))
+        return _build_gain(
+            name, 0.0 if quality is None else quality, checkpoint, _training_checkpoint_config(checkpoint)
+        )
     if name in ZOO_ARCHITECTURES:
         if quality is None or float(quality) != int(quality):
             raise DPFusionError(f"{name} needs an integer --quality")

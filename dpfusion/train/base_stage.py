@@ -20,7 +20,7 @@ QUANTILE_LR_SCALE = 10.0
 
 def _bits_per_pixel(likelihoods: dict[str, Tensor], pixels: int) -> Tensor:
     """Per-sample rate from the training-time likelihoods."""
-    total = sum(l.clamp_min(1e-9).log2().flatten(1).sum(1) for l in likelihoods.values())
+    total = sum(lik.clamp_min(1e-9).log2().flatten(1).sum(1) for lik in likelihoods.values())
     return -total / pixels
 
 
@@ -47,7 +47,12 @@ class BaseCodecStage(TrainingStage):
         rd = (lambdas * 255.0**2 * mse + bpp).mean()
         aux = self.codec.aux_loss()
         psnr = -10 * torch.log10(mse.clamp_min(1e-10))
-        return rd + aux, {"rd": rd.detach(), "bpp": bpp.mean().detach(), "psnr": psnr.mean().detach(), "aux": aux.detach()}
+        return rd + aux, {
+            "rd": rd.detach(),
+            "bpp": bpp.mean().detach(),
+            "psnr": psnr.mean().detach(),
+            "aux": aux.detach(),
+        }
 
     def describe(self) -> dict[str, Any]:
         return {

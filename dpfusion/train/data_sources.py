@@ -35,8 +35,16 @@ DEBIAN_SOURCES = (
     DebianPhotos(
         "lxqt-themes",
         "usr/share/lxqt/wallpapers",
-        only=("Butterfly-Kenneth-Wimer.jpg", "after-the-rain.jpg", "fog.jpg", "appleflower.png",
-              "butterfly.png", "cloud.png", "drop.png", "flowers.png"),
+        only=(
+            "Butterfly-Kenneth-Wimer.jpg",
+            "after-the-rain.jpg",
+            "fog.jpg",
+            "appleflower.png",
+            "butterfly.png",
+            "cloud.png",
+            "drop.png",
+            "flowers.png",
+        ),
     ),
 )
 
@@ -55,8 +63,7 @@ def _downscale(path: Path, max_side: int) -> Image.Image:
 
 def _fetch_debian(source: DebianPhotos, workdir: Path) -> list[Path]:
     try:
-        subprocess.run(["apt-get", "download", source.package], cwd=workdir, check=True,
-                       capture_output=True)
+        subprocess.run(["apt-get", "download", source.package], cwd=workdir, check=True, capture_output=True)
         deb = next(workdir.glob(f"{source.package}_*.deb"))
         unpacked = workdir / source.package
         subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True, capture_output=True)

@@ -1,0 +1,1 @@
+"""One module per ``dpfusion`` sub-command; each exposes ``register(subparsers)``."""

@@ -1,0 +1,39 @@
+"""``dpfusion compress IMAGE -o OUT.dpf``"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from dpfusion.atomic import write_bytes_atomic
+from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, load_codec
+from dpfusion.commands.common import unit_float
+from dpfusion.imageio import load_image
+from dpfusion.pipeline import compress
+
+
+def run(args: argparse.Namespace) -> None:
+    image = load_image(args.image)
+    codec = load_codec(args.model, args.quality, args.checkpoint)
+    started = time.perf_counter()
+    data = compress(codec, image, tau=args.suggest_tau)
+    elapsed = time.perf_counter() - started
+    out = Path(args.output) if args.output else Path(args.image).with_suffix(".dpf")
+    write_bytes_atomic(out, data)
+    height, width = image.shape[:2]
+    print(
+        f"{out}: {len(data)} bytes, {8 * len(data) / (height * width):.4f} bpp "
+        f"({width}x{height}, {codec.name} q={codec.quality:g}), encoded in {elapsed:.2f} s"
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compress", help="encode an image into a .dpf file")
+    p.add_argument("image")
+    p.add_argument("-o", "--output", help="output .dpf (default: IMAGE with .dpf suffix)")
+    p.add_argument("--model", default=DEFAULT_NAME, choices=CODEC_NAMES + ("default",), help="base codec")
+    p.add_argument("--quality", type=float, help="zoo quality (1-8) or the default model's rate index")
+    p.add_argument("--checkpoint", help="local weights for --model instead of the zoo / embedded ones")
+    p.add_argument("--suggest-tau", type=unit_float("--suggest-tau"), help="tau the sender recommends")
+    p.set_defaults(run=run)
