@@ -8,13 +8,22 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from dpfusion.errors import DPFusionError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it over ``target`` only on success."""
+    """Yield a temporary path beside ``target``; rename it over ``target`` only on success.
+
+    Failing to create the file or to rename it (no permission, ``target`` is a folder) raises
+    DPFusionError; exceptions from the body pass through unchanged. Either way nothing is left.
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise DPFusionError(f"cannot write {target}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -22,7 +31,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
-        os.replace(tmp_path, target)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as exc:
+            raise DPFusionError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -32,6 +32,8 @@ VERSION = 1
 NO_TAU = 255
 MAX_STRINGS = 8
 MAX_SIDE = 1 << 20
+QUALITY_SCALE = 1000
+"""The quality field stores ``round(quality * QUALITY_SCALE)``: rates are exact to 1/1000."""
 
 CODEC_IDS: tuple[str, ...] = (
     "dpfusion-default",
@@ -94,6 +96,8 @@ class _Reader:
             byte = self.take(1, what)[0]
             value |= (byte & 0x7F) << shift
             if not byte & 0x80:
+                if byte == 0 and shift:  # a redundant zero group: one value, two encodings
+                    break
                 return value
         raise BitstreamError(f"corrupt file: {what} is not a valid varint")
 
@@ -102,8 +106,8 @@ def pack(file: DpfFile) -> bytes:
     """Serialise; validates every field so a bad writer fails here, not at the receiver."""
     if file.codec not in CODEC_IDS:
         raise BitstreamError(f"codec {file.codec!r} has no container identifier")
-    quality = round(file.quality * 1000)
-    if not 0 <= quality <= 0xFFFF:
+    scaled = file.quality * QUALITY_SCALE
+    if not 0 <= scaled <= 0xFFFF:  # NaN fails this too
         raise BitstreamError(f"quality {file.quality} does not fit the container")
     if len(file.fingerprint) != 8:
         raise BitstreamError("weights fingerprint must be 8 bytes")
@@ -113,6 +117,7 @@ def pack(file: DpfFile) -> bytes:
         raise BitstreamError(f"suggested tau {file.tau} outside [0, 1]")
     if not 0 < len(file.strings) <= MAX_STRINGS:
         raise BitstreamError(f"{len(file.strings)} strings; the container holds 1 to {MAX_STRINGS}")
+    quality = round(scaled)
     tau = NO_TAU if file.tau is None else round(file.tau * 254)
     body = bytearray(MAGIC)
     body += struct.pack("<BBH", VERSION, CODEC_IDS.index(file.codec), quality)
@@ -158,7 +163,7 @@ def unpack(data: bytes) -> DpfFile:
         raise BitstreamError(f"corrupt file: {len(reader.data) - reader.pos} unexpected trailing bytes")
     return DpfFile(
         codec=CODEC_IDS[codec_id],
-        quality=quality / 1000,
+        quality=quality / QUALITY_SCALE,
         fingerprint=fingerprint,
         height=height,
         width=width,

@@ -7,6 +7,7 @@ resolved here, once.
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -50,9 +51,10 @@ def load_image(path: str | Path) -> np.ndarray:
         with Image.open(path) as image:
             width, height = image.size
             if width * height > MAX_PIXELS:
+                side = math.isqrt(MAX_PIXELS)
                 raise DPFusionError(
                     f"{path}: {width}x{height} has {width * height} pixels, over the limit of "
-                    f"{MAX_PIXELS} (about 8000x8000); downscale or tile it first"
+                    f"{MAX_PIXELS} (about {side}x{side}); downscale or tile it first"
                 )
             image = ImageOps.exif_transpose(image)
             array = _to_uint8_rgb(image, path.name)

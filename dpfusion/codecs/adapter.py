@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from compressai.models import CompressionModel
 from compressai.ops import compute_padding
 from torch import Tensor, nn
 
+from dpfusion.bitstream import QUALITY_SCALE
 from dpfusion.codecs.gain_hyperprior import GainMeanScaleHyperprior
 from dpfusion.errors import DPFusionError
 
@@ -77,7 +79,11 @@ class CodecAdapter:
             param.requires_grad_(False)
         self.model.update()
         self.name = name
-        self.quality = float(quality)
+        if not math.isfinite(float(quality)):
+            raise DPFusionError(f"codec {name!r}: quality {quality} is not a finite number")
+        # Encode at exactly the quality the container can carry, so the decoder, which knows
+        # only the stored value, uses the same rate (1/3 would otherwise become 0.333 there).
+        self.quality = round(float(quality) * QUALITY_SCALE) / QUALITY_SCALE
         self.variable_rate = isinstance(model, GainMeanScaleHyperprior)
         if self.variable_rate:
             self.model.gains(self.quality)  # validates the rate index
@@ -130,6 +136,41 @@ class CodecAdapter:
             self.model.decompress(strings, shape, **self._rate_kwargs())
         if probe.latent is None:
             raise DPFusionError(f"codec {self.name!r} decompress never called g_s")
+        return probe.latent
+
+    @contextlib.contextmanager
+    def swapped_analysis(self, analysis: nn.Module | None) -> Iterator[None]:
+        """Run the codec with another analysis transform (the auxiliary encoder) in place of ``g_a``."""
+        if analysis is None:
+            yield
+            return
+        original = self.model.g_a
+        self.model.g_a = analysis
+        try:
+            yield
+        finally:
+            self.model.g_a = original
+
+    def rate_kwargs(self, rates: Tensor | None) -> dict[str, Tensor]:
+        """Per-sample rate indices for variable-rate codecs; fixed-rate codecs take none."""
+        return {"rate": rates} if self.variable_rate and rates is not None else {}
+
+    @torch.no_grad()
+    def training_latent(self, x: Tensor, rates: Tensor | None = None, analysis: nn.Module | None = None) -> Tensor:
+        """Quantised latents of a batch without entropy coding.
+
+        An eval-mode ``forward`` quantises exactly as ``compress`` does for hyperprior,
+        mean-scale and gain codecs, so this equals ``decode_latent`` for them; for
+        autoregressive codecs (mbt2018, cheng2020) forward rounds without the context
+        model's means, a close approximation used only for training.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with self._probing_synthesis() as probe, self.swapped_analysis(analysis):
+                self.model(x, **self.rate_kwargs(rates))
+        finally:
+            self.model.train(was_training)
         return probe.latent
 
     @torch.no_grad()

@@ -30,6 +30,8 @@ class GainMeanScaleHyperprior(MeanScaleHyperprior):
     def __init__(self, N: int = 128, M: int = 192, lambdas: Sequence[float] = DEFAULT_LAMBDAS):
         super().__init__(N=N, M=M)
         self.lambdas = tuple(float(v) for v in lambdas)
+        if not self.lambdas or not all(0 < v < math.inf for v in self.lambdas):
+            raise ValueError(f"lambdas must be one or more positive numbers, got {list(lambdas)}")
         mid = math.log(self.lambdas[len(self.lambdas) // 2])
         # Start the gains apart, roughly as high-rate theory suggests (step ~ 1/sqrt(lambda)).
         log_gain = torch.tensor([0.5 * (math.log(v) - mid) for v in self.lambdas])

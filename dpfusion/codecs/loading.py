@@ -8,6 +8,9 @@ or from safetensors, so no pickled code is ever executed.
 from __future__ import annotations
 
 import json
+import math
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +36,39 @@ def hub_checkpoint_path(architecture: str, quality: int) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (torch's are often many), shortened."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _torch_load(path: Path) -> Any:
+    """``torch.load`` restricted to tensors and plain containers, every failure a one-line DPFusionError."""
     if not path.is_file():
         raise DPFusionError(f"checkpoint not found: {path}")
     try:
-        if path.suffix == ".safetensors":
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # a pickle that is more than tensors
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise DPFusionError(
+            f"{path}: refused: holds Python objects{what}, not only tensors; dpfusion loads weights only"
+        ) from None
+    except Exception as exc:  # damaged or not a torch file
+        raise DPFusionError(f"{path}: not a loadable weights file ({type(exc).__name__}: {_one_line(exc)})") from None
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise DPFusionError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        try:
             return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # damaged file, or a pickle that is more than tensors
-        raise DPFusionError(f"{path}: not a loadable weights file ({type(exc).__name__}: {exc})") from None
+        except Exception as exc:  # damaged file
+            raise DPFusionError(
+                f"{path}: not a loadable safetensors file ({type(exc).__name__}: {_one_line(exc)})"
+            ) from None
+    state = _torch_load(path)
     if isinstance(state, dict):
         for key in ("state_dict", "trainable", "model"):
             if isinstance(state.get(key), dict):
@@ -66,8 +93,8 @@ def _build_zoo(architecture: str, quality: int, checkpoint: Path | None) -> Code
     state = load_pretrained(_read_state_dict(checkpoint))
     try:
         model = compressai_zoo.model_architectures[architecture].from_state_dict(state)
-    except (RuntimeError, KeyError) as exc:
-        raise DPFusionError(f"{checkpoint}: weights do not fit {architecture} ({exc})") from None
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise DPFusionError(f"{checkpoint}: weights do not fit {architecture} ({_one_line(exc)})") from None
     return CodecAdapter(model, architecture, quality)
 
 
@@ -83,7 +110,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise DPFusionError(f"config not found: {path}")
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DPFusionError(f"{path}: invalid JSON ({exc})") from None
 
 
@@ -91,20 +118,27 @@ def _build_gain(name: str, rate: float, checkpoint: Path, config: dict[str, Any]
     model = gain_model_from_config(config)
     try:
         model.load_state_dict(_read_state_dict(checkpoint))
-    except RuntimeError as exc:
-        raise DPFusionError(f"{checkpoint}: weights do not fit the gain-hyperprior config ({exc})") from None
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise DPFusionError(f"{checkpoint}: weights do not fit the gain-hyperprior config ({_one_line(exc)})") from None
     return CodecAdapter(model.float(), name, rate)
 
 
 def _training_checkpoint_config(checkpoint: Path) -> dict[str, Any]:
-    """A training checkpoint carries its model description; a bare weights file needs config.json beside it."""
-    beside = checkpoint.with_name("config.json")
-    if checkpoint.suffix == ".safetensors":
-        return _read_config(beside)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("stage"), str):
-        return json.loads(state["stage"])
-    return _read_config(beside)
+    """A training checkpoint carries its model description; a weights file needs NAME.json or config.json beside it."""
+    beside = checkpoint.with_suffix(".json")
+    if not beside.is_file():
+        beside = checkpoint.with_name("config.json")
+    if checkpoint.suffix != ".safetensors":
+        state = _torch_load(checkpoint)
+        if isinstance(state, dict) and isinstance(state.get("stage"), str):
+            try:
+                return json.loads(state["stage"])
+            except json.JSONDecodeError as exc:
+                raise DPFusionError(f"{checkpoint}: invalid stage description ({exc})") from None
+    config = _read_config(beside)
+    if isinstance(config, dict) and "N" not in config and isinstance(config.get("stage"), dict):
+        return config["stage"]  # the config.json a training run writes: {"train": ..., "stage": ...}
+    return config
 
 
 def load_codec(
@@ -123,7 +157,7 @@ def load_codec(
             name, 0.0 if quality is None else quality, checkpoint, _training_checkpoint_config(checkpoint)
         )
     if name in ZOO_ARCHITECTURES:
-        if quality is None or float(quality) != int(quality):
+        if quality is None or not math.isfinite(float(quality)) or float(quality) != int(quality):
             raise DPFusionError(f"{name} needs an integer --quality")
         return _build_zoo(name, int(quality), checkpoint)
     raise DPFusionError(f"unknown codec {name!r}; choose from {', '.join(CODEC_NAMES)}")

@@ -18,7 +18,7 @@ QUANTILE_LR_SCALE = 10.0
 """The entropy bottleneck's quantiles only track the latent's range; they may move faster."""
 
 
-def _bits_per_pixel(likelihoods: dict[str, Tensor], pixels: int) -> Tensor:
+def bits_per_pixel(likelihoods: dict[str, Tensor], pixels: int) -> Tensor:
     """Per-sample rate from the training-time likelihoods."""
     total = sum(lik.clamp_min(1e-9).log2().flatten(1).sum(1) for lik in likelihoods.values())
     return -total / pixels
@@ -39,11 +39,11 @@ class BaseCodecStage(TrainingStage):
         ]
 
     def forward(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        rates = torch.randint(self.codec.num_rates, (batch.shape[0],))
+        rates = torch.randint(self.codec.num_rates, (batch.shape[0],), device=batch.device)
         out = self.codec(batch, rates.float())
         mse = (out["x_hat"] - batch).pow(2).flatten(1).mean(1)
-        bpp = _bits_per_pixel(out["likelihoods"], batch.shape[-2] * batch.shape[-1])
-        lambdas = torch.tensor(self.codec.lambdas)[rates]
+        bpp = bits_per_pixel(out["likelihoods"], batch.shape[-2] * batch.shape[-1])
+        lambdas = torch.tensor(self.codec.lambdas, device=batch.device)[rates]
         rd = (lambdas * 255.0**2 * mse + bpp).mean()
         aux = self.codec.aux_loss()
         psnr = -10 * torch.log10(mse.clamp_min(1e-10))

@@ -40,7 +40,7 @@ class CropSampler:
         for path in list_images(folder):
             array = load_image(path)
             if min(array.shape[:2]) >= crop:
-                self.images.append(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1))
+                self.images.append(torch.from_numpy(np.array(array)).permute(2, 0, 1))
         if not self.images:
             raise DPFusionError(f"no image under {folder} is at least {crop}x{crop} pixels")
 

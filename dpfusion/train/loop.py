@@ -48,6 +48,7 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     threads: int = 0
+    device: str = "auto"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -96,6 +97,17 @@ class TrainingStage(nn.Module):
     def describe(self) -> dict[str, Any]:
         """Plain-JSON description of the stage (model sizes, base codec), stored with weights."""
         return {}
+
+
+def resolve_device(name: str, rank: int) -> torch.device:
+    """``auto`` picks this rank's GPU under torchrun when CUDA is present, else the CPU."""
+    if name == "auto":
+        return (
+            torch.device(f"cuda:{rank % torch.cuda.device_count()}")
+            if torch.cuda.is_available()
+            else torch.device("cpu")
+        )
+    return torch.device(name)
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -158,7 +170,12 @@ def run_training(
     torch.manual_seed(config.seed + rank)
     generator = torch.Generator().manual_seed(config.seed + rank)
 
-    model: nn.Module = DistributedDataParallel(stage) if world > 1 else stage
+    device = resolve_device(config.device, rank)
+    stage.to(device)
+    if world > 1:
+        model: nn.Module = DistributedDataParallel(stage, device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        model = stage
     optimizer = torch.optim.AdamW(stage.param_groups(config), lr=config.lr)
     ema = None
     if config.ema_decay > 0:
@@ -172,11 +189,13 @@ def run_training(
                 f"{ckpt_path} was written by {state.get('world_size')} process(es); resume with as many"
             )
         stage.trainable.load_state_dict(state["trainable"])
-        optimizer.load_state_dict(state["optimizer"])
+        optimizer.load_state_dict(state["optimizer"])  # moves the moments to the parameters' device
         if ema is not None and "ema" in state:
             ema.load_state_dict(state["ema"])
         step = int(state["step"])
         torch.set_rng_state(state["rng"][rank]["torch"])
+        if device.type == "cuda" and "cuda" in state["rng"][rank]:
+            torch.cuda.set_rng_state(state["rng"][rank]["cuda"], device)
         generator.set_state(state["rng"][rank]["crops"])
     elif not resume and ckpt_path.exists():
         raise DPFusionError(f"{ckpt_path} exists: pass --resume to continue it, or pick another output folder")
@@ -191,6 +210,8 @@ def run_training(
 
     def checkpoint() -> dict[str, Any]:
         rng = {"torch": torch.get_rng_state(), "crops": generator.get_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
         gathered = [rng] * world
         if world > 1:
             gathered = [None] * world
@@ -217,7 +238,7 @@ def run_training(
         lr = config.lr_at(step)
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        batch = sampler.sample(config.batch_size, generator)
+        batch = sampler.sample(config.batch_size, generator).to(device, non_blocking=True)
         loss, logs = model(batch)
         if not torch.isfinite(loss):
             raise DPFusionError(f"loss became {loss.item()} at step {step}; lower the learning rate")
@@ -233,9 +254,9 @@ def run_training(
         bar.update(1)
         if step % config.log_every == 0 or step == config.steps:
             speed = (time.perf_counter() - started) / max(1, step - started_step)
-            row = {"step": step, "loss": float(loss), "lr": lr, "s_per_step": speed}
+            row = {"step": step, "loss": float(loss.detach()), "lr": lr, "s_per_step": speed}
             row.update({key: float(value) for key, value in logs.items()})
-            bar.set_postfix(loss=f"{float(loss):.4g}", s_step=f"{speed:.2f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.4g}", s_step=f"{speed:.2f}")
             if log is not None:
                 log.write(row)
             if board is not None:

@@ -1,0 +1,89 @@
+"""The Python API: ``model = dpfusion.load(); data = model.compress(img); model.decompress(data, tau=0.5)``."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dpfusion.bitstream import unpack
+from dpfusion.codecs.adapter import LATENT_STRIDE, CodecAdapter, Encoded
+from dpfusion.codecs.loading import DEFAULT_DIR, DEFAULT_NAME, load_codec
+from dpfusion.errors import DPFusionError
+from dpfusion.fusion.checkpoint import load_fusion
+from dpfusion.fusion.decoding import TauSpec, fuse_latents, tau_to_latent_grid
+from dpfusion.fusion.network import LatentFusion
+from dpfusion.fusion.schedule import NoiseSchedule
+from dpfusion.imageio import load_image, to_uint8
+from dpfusion.pipeline import check_fingerprint, compress
+
+DEFAULT_STEPS = 10
+
+
+@dataclass
+class Model:
+    """A base codec and, optionally, the fusion module trained for it."""
+
+    codec: CodecAdapter
+    fusion: LatentFusion | None = None
+    schedule: NoiseSchedule | None = None
+
+    def at_rate(self, quality: float) -> CodecAdapter:
+        """The same weights at another operating point (variable-rate codecs only)."""
+        if float(quality) == self.codec.quality:
+            return self.codec
+        if not self.codec.variable_rate:
+            raise DPFusionError(f"{self.codec.name} is fixed-rate (quality {self.codec.quality:g})")
+        self.codec.model.gains(quality)
+        other = copy.copy(self.codec)
+        other.quality = float(quality)
+        return other
+
+    def compress(self, image: np.ndarray | str | Path, quality: float | None = None, tau: float | None = None) -> bytes:
+        """A .dpf file for an (H, W, 3) uint8 array or an image path."""
+        array = load_image(image) if isinstance(image, str | Path) else image
+        codec = self.codec if quality is None else self.at_rate(quality)
+        return compress(codec, array, tau=tau)
+
+    def decompress_many(
+        self, data: bytes, taus: Sequence[TauSpec], steps: int = DEFAULT_STEPS, seed: int = 0
+    ) -> list[np.ndarray]:
+        """Decode one bitstream at several tau values (scalars or image-sized maps) in one batched pass."""
+        file = unpack(data)
+        check_fingerprint(self.codec, file)
+        if file.codec != self.codec.name:
+            raise DPFusionError(f"file was written by {file.codec}, this model is {self.codec.name}")
+        codec = self.at_rate(file.quality)
+        encoded = Encoded(strings=file.strings, image_size=(file.height, file.width))
+        y_hat = codec.decode_latent(encoded)
+        grids = [tau_to_latent_grid(t, encoded.image_size, tuple(y_hat.shape[2:]), LATENT_STRIDE) for t in taus]
+        if any(not bool((g == 1.0).all()) for g in grids) and self.fusion is None:
+            raise DPFusionError(f"tau < 1 needs a fusion module, and none is loaded for {codec.name}")
+        if self.fusion is None:
+            latents = y_hat.repeat(len(taus), 1, 1, 1)
+        else:
+            latents = fuse_latents(self.fusion, y_hat, grids, self.schedule, steps, seed)
+        return [to_uint8(codec.synthesize(latent[None], encoded.image_size)) for latent in latents]
+
+    def decompress(self, data: bytes, tau: TauSpec = 1.0, steps: int = DEFAULT_STEPS, seed: int = 0) -> np.ndarray:
+        """Decode at one tau: 1 is the base codec bit for bit, 0 the most realistic."""
+        return self.decompress_many(data, [tau], steps, seed)[0]
+
+
+def load(
+    name: str = DEFAULT_NAME,
+    quality: float | None = None,
+    checkpoint: str | Path | None = None,
+    fusion: str | Path | None = None,
+) -> Model:
+    """Load a base codec and its fusion module (the embedded one for the default model)."""
+    codec = load_codec(name, quality, checkpoint)
+    if fusion is None and name in ("default", DEFAULT_NAME) and (DEFAULT_DIR / "fusion.json").is_file():
+        fusion = DEFAULT_DIR
+    if fusion is None:
+        return Model(codec)
+    module, schedule = load_fusion(fusion, codec)
+    return Model(codec, module, schedule)

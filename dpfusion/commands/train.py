@@ -1,0 +1,184 @@
+"""``dpfusion train base|aux|fusion DATA_DIR -o OUT``: the three training stages.
+
+Options come from a JSON config file (``--config``) and are overridden by flags.
+Under ``torchrun`` each process joins the process group (NCCL on GPUs, gloo on
+CPUs) and rank 0 writes checkpoints and the exported weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from dpfusion.codecs.adapter import CodecAdapter
+from dpfusion.codecs.gain_hyperprior import DEFAULT_LAMBDAS, GainMeanScaleHyperprior
+from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, load_codec
+from dpfusion.errors import DPFusionError
+from dpfusion.fusion.checkpoint import save_fusion
+from dpfusion.fusion.network import LatentFusion
+from dpfusion.fusion.schedule import NoiseSchedule
+from dpfusion.losses import PERCEPTUAL_LOSSES, build_perceptual_loss
+from dpfusion.train.aux_stage import AuxEncoderStage
+from dpfusion.train.base_stage import BaseCodecStage
+from dpfusion.train.data import CropSampler
+from dpfusion.train.export import (
+    AUX_CONFIG,
+    AUX_WEIGHTS,
+    CODEC_CONFIG,
+    CODEC_WEIGHTS,
+    final_weights,
+    load_aux_encoder,
+    save_weights,
+)
+from dpfusion.train.fusion_stage import FusionStage, measure_latent_scale
+from dpfusion.train.loop import TrainConfig, run_training
+
+STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "base": {"lr": 1e-4, "batch_size": 8, "crop": 128},
+    "aux": {},
+    "fusion": {},
+}
+"""Paper defaults (AdamW, lr 5e-5, batch 32, 256 crops) apply to aux and fusion; the base codec is ours."""
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    values: dict[str, Any] = dict(STAGE_DEFAULTS[args.stage])
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise DPFusionError(f"config file not found: {path}")
+        try:
+            values.update(json.loads(path.read_text()))
+        except json.JSONDecodeError as exc:
+            raise DPFusionError(f"{path}: invalid JSON ({exc})") from None
+    for field in dataclasses.fields(TrainConfig):
+        flag = getattr(args, field.name, None)
+        if flag is not None:
+            values[field.name] = flag
+    return TrainConfig.from_dict(values)
+
+
+def _init_distributed() -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+
+
+def _is_main() -> bool:
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def _base_codec(args: argparse.Namespace) -> CodecAdapter:
+    return load_codec(args.model, args.quality, args.codec_checkpoint)
+
+
+def _run_base(args: argparse.Namespace, config: TrainConfig, sampler: CropSampler, out: Path) -> None:
+    codec = GainMeanScaleHyperprior(N=args.N, M=args.M, lambdas=args.lambdas)
+    state = run_training(BaseCodecStage(codec), sampler, config, out, resume=args.resume)
+    if _is_main():
+        description = {"N": args.N, "M": args.M, "lambdas": list(args.lambdas)}
+        codec.load_state_dict(final_weights(state))
+        codec.update(force=True)
+        save_weights(out, CODEC_WEIGHTS, CODEC_CONFIG, codec.state_dict(), description)
+
+
+def _run_aux(args: argparse.Namespace, config: TrainConfig, sampler: CropSampler, out: Path) -> None:
+    codec = _base_codec(args)
+    stage = AuxEncoderStage(codec, build_perceptual_loss(args.loss), args.rate_weight, args.mse_weight)
+    state = run_training(stage, sampler, config, out, resume=args.resume)
+    if _is_main():
+        save_weights(out, AUX_WEIGHTS, AUX_CONFIG, final_weights(state), stage.describe())
+
+
+def _run_fusion(args: argparse.Namespace, config: TrainConfig, sampler: CropSampler, out: Path) -> None:
+    codec = _base_codec(args)
+    if not args.aux:
+        raise DPFusionError("fusion training needs --aux (the folder written by `dpfusion train aux`)")
+    aux = load_aux_encoder(args.aux, codec)
+    fusion = LatentFusion(codec.latent_channels, args.channels, args.units, args.heads)
+    schedule = NoiseSchedule(num_train_steps=args.T)
+    probe = torch.Generator().manual_seed(config.seed)
+    fusion.latent_scale.copy_(measure_latent_scale(codec, [sampler.sample(8, probe) for _ in range(4)]))
+    stage = FusionStage(codec, aux, fusion, schedule, build_perceptual_loss(args.loss), args.latent_weight)
+    state = run_training(stage, sampler, config, out, resume=args.resume)
+    if _is_main():
+        fusion.load_state_dict(final_weights(state))
+        save_fusion(out, fusion.cpu(), schedule, codec)
+
+
+RUNNERS = {"base": _run_base, "aux": _run_aux, "fusion": _run_fusion}
+
+
+def run(args: argparse.Namespace) -> None:
+    _init_distributed()
+    config = _train_config(args)
+    sampler = CropSampler(args.data, config.crop)
+    out = Path(args.output)
+    RUNNERS[args.stage](args, config, sampler, out)
+    if _is_main():
+        print(f"{args.stage} training done: {out}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="folder of training images (searched recursively)")
+    p.add_argument("-o", "--output", required=True, help="run folder: checkpoint, log.csv, exported weights")
+    p.add_argument("--config", help="JSON file of training options (flags override it)")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --output exactly")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--crop", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", dest="weight_decay", type=float)
+    p.add_argument("--warmup-steps", dest="warmup_steps", type=int)
+    p.add_argument("--schedule", choices=("constant", "cosine"))
+    p.add_argument("--grad-clip", dest="grad_clip", type=float)
+    p.add_argument("--ema-decay", dest="ema_decay", type=float, help="0 disables the weight EMA")
+    p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int)
+    p.add_argument("--log-every", dest="log_every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+
+
+def _add_codec(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=DEFAULT_NAME, choices=CODEC_NAMES + ("default",), help="frozen base codec")
+    p.add_argument("--quality", type=float, help="zoo quality, or the rate index the codec is loaded at")
+    p.add_argument("--codec-checkpoint", dest="codec_checkpoint", help="local weights of the base codec")
+    p.add_argument("--loss", default="lpips_alex", choices=PERCEPTUAL_LOSSES, help="perceptual loss")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("train", help="train the base codec, the auxiliary encoder or the fusion module")
+    stages = parser.add_subparsers(dest="stage", required=True)
+
+    p = stages.add_parser("base", help="variable-rate gain hyperprior (rate-distortion)")
+    _add_common(p)
+    p.add_argument("--N", type=int, default=96)
+    p.add_argument("--M", type=int, default=144)
+    p.add_argument("--lambdas", type=float, nargs="+", default=list(DEFAULT_LAMBDAS))
+
+    p = stages.add_parser("aux", help="stage 1: auxiliary encoder g_a' for a frozen codec")
+    _add_common(p)
+    _add_codec(p)
+    p.add_argument("--rate-weight", dest="rate_weight", type=float, default=1.0)
+    p.add_argument("--mse-weight", dest="mse_weight", type=float, default=100.0)
+
+    p = stages.add_parser("fusion", help="stage 2: the latent fusion module (eq. 2)")
+    _add_common(p)
+    _add_codec(p)
+    p.add_argument("--aux", help="folder of the trained auxiliary encoder")
+    p.add_argument("--channels", type=int, default=64)
+    p.add_argument("--units", type=int, default=2)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--T", type=int, default=1000, help="diffusion training steps")
+    p.add_argument("--latent-weight", dest="latent_weight", type=float, default=0.1)
+
+    parser.set_defaults(run=run)

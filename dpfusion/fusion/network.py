@@ -1,0 +1,134 @@
+"""The adaptive latent fusion network ``D(y_t, y_hat, t/T)`` (paper Fig. 4).
+
+Main path: input conv, ``units`` x (two time-aware ResBlocks + one attention
+block), output conv. Condition path: the same kind of unit, without time, over
+``y_hat``; its features are concatenated after the input conv. Because the
+condition path sees only ``y_hat``, ``encode_condition`` runs once per image and
+every sampling step reuses it.
+
+Latents are divided by a per-channel scale (measured on training latents) so
+that unit-variance diffusion noise means the same thing for every codec; the
+output is a residual on ``y_hat`` and starts at zero, so an untrained module
+returns ``y_hat``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _group_norm(channels: int) -> nn.GroupNorm:
+    groups = math.gcd(channels, 32)
+    return nn.GroupNorm(groups, channels)
+
+
+def timestep_embedding(t_fraction: Tensor, dim: int) -> Tensor:
+    """Sinusoidal features of the continuous time t/T in [0, 1], shape (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32, device=t_fraction.device) / half)
+    angles = 1000.0 * t_fraction.float()[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, with an optional time embedding added in between."""
+
+    def __init__(self, channels: int, time_dim: int | None):
+        super().__init__()
+        self.norm1 = _group_norm(channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.time = nn.Linear(time_dim, channels) if time_dim else None
+        self.norm2 = _group_norm(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: Tensor, emb: Tensor | None = None) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        if self.time is not None and emb is not None:
+            h = h + self.time(emb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return x + h
+
+
+class AttentionBlock(nn.Module):
+    """Multi-head self-attention over latent positions (memory-efficient SDPA kernel)."""
+
+    def __init__(self, channels: int, heads: int):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"channels {channels} not divisible by heads {heads}")
+        self.heads = heads
+        self.norm = _group_norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).transpose(-1, -2).unbind(1)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class FusionUnit(nn.Module):
+    def __init__(self, channels: int, time_dim: int | None, heads: int):
+        super().__init__()
+        self.res1 = ResBlock(channels, time_dim)
+        self.res2 = ResBlock(channels, time_dim)
+        self.attn = AttentionBlock(channels, heads)
+
+    def forward(self, x: Tensor, emb: Tensor | None = None) -> Tensor:
+        return self.attn(self.res2(self.res1(x, emb), emb))
+
+
+class LatentFusion(nn.Module):
+    """Predicts a decodable latent from a noisy one, conditioned on the codec's ``y_hat``."""
+
+    def __init__(self, latent_channels: int, channels: int = 64, units: int = 2, heads: int = 4):
+        super().__init__()
+        self.config = {"latent_channels": latent_channels, "channels": channels, "units": units, "heads": heads}
+        time_dim = 4 * channels
+        self.register_buffer("latent_scale", torch.ones(latent_channels))
+        self.time_mlp = nn.Sequential(nn.Linear(channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+        self.cond_in = nn.Conv2d(latent_channels, channels, 3, padding=1)
+        self.cond_units = nn.ModuleList(FusionUnit(channels, None, heads) for _ in range(units))
+        self.main_in = nn.Conv2d(latent_channels, channels, 3, padding=1)
+        self.merge = nn.Conv2d(2 * channels, channels, 1)
+        self.units = nn.ModuleList(FusionUnit(channels, time_dim, heads) for _ in range(units))
+        self.out_norm = _group_norm(channels)
+        self.out = nn.Conv2d(channels, latent_channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def scale(self) -> Tensor:
+        return self.latent_scale[None, :, None, None]
+
+    def normalize(self, latent: Tensor) -> Tensor:
+        return latent / self.scale
+
+    def encode_condition(self, y_hat_n: Tensor) -> Tensor:
+        """Condition features from the normalised ``y_hat``; independent of time, so computed once."""
+        h = self.cond_in(y_hat_n)
+        for unit in self.cond_units:
+            h = unit(h)
+        return h
+
+    def forward(self, y_t_n: Tensor, y_hat_n: Tensor, t_fraction: Tensor | float, cond: Tensor | None = None) -> Tensor:
+        """Normalised prediction of the clean latent; ``cond`` may be precomputed (and broadcast over batch)."""
+        if cond is None:
+            cond = self.encode_condition(y_hat_n)
+        batch = y_t_n.shape[0]
+        if not torch.is_tensor(t_fraction):
+            t_fraction = torch.full((batch,), float(t_fraction), device=y_t_n.device)
+        emb = self.time_mlp(timestep_embedding(t_fraction.expand(batch), self.config["channels"]))
+        h = self.merge(torch.cat([self.main_in(y_t_n), cond.expand(batch, -1, -1, -1)], dim=1))
+        for unit in self.units:
+            h = unit(h, emb)
+        return y_hat_n + self.out(F.silu(self.out_norm(h)))
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.config)

@@ -1,0 +1,59 @@
+"""Stage 1: the auxiliary encoder ``g_a'``, trained through the frozen codec for perceptual quality.
+
+``g_a'`` starts as a copy of ``g_a``. The codec runs in training mode so that its
+(frozen) entropy models give the noise-proxy likelihoods: with hard rounding the
+rate has no gradient and the latent's rate drifts without bound (DESIGN.md 6).
+Loss = perceptual + rate_weight * bpp + mse_weight * MSE.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dpfusion.codecs.adapter import CodecAdapter
+from dpfusion.train.base_stage import bits_per_pixel
+from dpfusion.train.loop import TrainingStage
+
+
+def sample_rates(codec: CodecAdapter, batch: Tensor) -> Tensor | None:
+    """Uniform continuous rate indices for variable-rate codecs: every operating point gets trained."""
+    if not codec.variable_rate:
+        return None
+    return torch.rand(batch.shape[0], device=batch.device) * (codec.model.num_rates - 1)
+
+
+class AuxEncoderStage(TrainingStage):
+    def __init__(self, codec: CodecAdapter, perceptual: nn.Module, rate_weight: float = 1.0, mse_weight: float = 100.0):
+        super().__init__()
+        self.codec = codec
+        self.base = codec.model
+        self.aux = copy.deepcopy(codec.model.g_a)
+        for param in self.aux.parameters():
+            param.requires_grad_(True)
+        self.trainable = self.aux
+        self.perceptual = perceptual
+        self.rate_weight = rate_weight
+        self.mse_weight = mse_weight
+
+    def forward(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        rates = sample_rates(self.codec, batch)
+        with self.codec.swapped_analysis(self.aux):
+            out = self.base(batch, **self.codec.rate_kwargs(rates))
+        x_hat = out["x_hat"]
+        perc = self.perceptual(x_hat, batch)
+        bpp = bits_per_pixel(out["likelihoods"], batch.shape[-2] * batch.shape[-1]).mean()
+        mse = (x_hat - batch).pow(2).mean()
+        loss = perc + self.rate_weight * bpp + self.mse_weight * mse
+        return loss, {"perceptual": perc.detach(), "bpp": bpp.detach(), "mse": mse.detach()}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "stage": "aux",
+            "base": {"codec": self.codec.name, "fingerprint": self.codec.fingerprint.hex()},
+            "rate_weight": self.rate_weight,
+            "mse_weight": self.mse_weight,
+        }

@@ -1,0 +1,58 @@
+"""Turn a finished training checkpoint into the weights files that loading code reads."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from dpfusion.atomic import atomic_path
+from dpfusion.codecs.adapter import CodecAdapter
+from dpfusion.errors import DPFusionError
+
+AUX_WEIGHTS, AUX_CONFIG = "aux.safetensors", "aux.json"
+CODEC_WEIGHTS, CODEC_CONFIG = "codec.safetensors", "codec.json"
+
+
+def final_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The EMA weights when the run kept them, else the raw ones."""
+    if "ema" in state:
+        return {k.removeprefix("module."): v for k, v in state["ema"].items() if k != "n_averaged"}
+    return state["trainable"]
+
+
+def save_weights(
+    folder: Path, weights_name: str, config_name: str, tensors: dict[str, torch.Tensor], config: dict
+) -> Path:
+    with atomic_path(folder / weights_name) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
+    with atomic_path(folder / config_name) as tmp:
+        tmp.write_text(json.dumps(config, indent=2))
+    return folder / weights_name
+
+
+def load_aux_encoder(folder: str | Path, codec: CodecAdapter) -> nn.Module:
+    """A copy of ``codec``'s ``g_a`` holding the auxiliary encoder's weights; refuses another codec's."""
+    folder = Path(folder)
+    folder = folder if folder.is_dir() else folder.parent
+    config_path, weights_path = folder / AUX_CONFIG, folder / AUX_WEIGHTS
+    for required in (config_path, weights_path):
+        if not required.is_file():
+            raise DPFusionError(f"auxiliary encoder incomplete: {required} not found")
+    config = json.loads(config_path.read_text())
+    if config.get("base", {}).get("fingerprint") != codec.fingerprint.hex():
+        raise DPFusionError(
+            f"auxiliary encoder was trained for codec weights {config.get('base', {}).get('fingerprint')}, "
+            f"not {codec.fingerprint.hex()}"
+        )
+    aux = copy.deepcopy(codec.model.g_a)
+    try:
+        aux.load_state_dict({k: v.float() for k, v in load_file(str(weights_path)).items()})
+    except RuntimeError as exc:
+        raise DPFusionError(f"{weights_path}: does not fit the codec's g_a ({exc})") from None
+    return aux.eval()

@@ -1,0 +1,82 @@
+"""Stage 2: the fusion network, trained with the paper's eq. 2, codec and auxiliary encoder frozen.
+
+For a crop x: ``y_hat`` is the codec's quantised latent, ``y_bar`` the auxiliary
+encoder's. With t ~ U{0..T-1} and ``y_t = sqrt(a_t) y_hat + sqrt(1 - a_t) eps``
+(in normalised units), the loss is
+``latent_weight * ||y_bar - D(y_t, y_hat, t/T)||^2 + L_perc(x, g_s(D(...)))``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dpfusion.codecs.adapter import CodecAdapter
+from dpfusion.fusion.network import LatentFusion
+from dpfusion.fusion.schedule import NoiseSchedule
+from dpfusion.train.aux_stage import sample_rates
+from dpfusion.train.loop import TrainingStage
+
+
+@torch.no_grad()
+def measure_latent_scale(codec: CodecAdapter, batches: list[Tensor]) -> Tensor:
+    """Per-channel standard deviation of ``y_hat`` over some training crops (never below 1e-3)."""
+    latents = torch.cat([codec.training_latent(b, sample_rates(codec, b)) for b in batches])
+    return latents.transpose(0, 1).flatten(1).std(dim=1).clamp_min(1e-3)
+
+
+class FusionStage(TrainingStage):
+    def __init__(
+        self,
+        codec: CodecAdapter,
+        aux_encoder: nn.Module,
+        fusion: LatentFusion,
+        schedule: NoiseSchedule,
+        perceptual: nn.Module,
+        latent_weight: float = 0.1,
+    ):
+        super().__init__()
+        self.codec = codec
+        self.base = codec.model
+        self.aux = aux_encoder.eval()
+        for param in self.aux.parameters():
+            param.requires_grad_(False)
+        self.fusion = fusion
+        self.trainable = fusion
+        self.schedule = schedule
+        self.register_buffer("alphas", schedule.alphas_cumprod.float(), persistent=False)
+        self.perceptual = perceptual
+        self.latent_weight = latent_weight
+
+    def train(self, mode: bool = True) -> FusionStage:
+        """Only the fusion network trains; the codec and auxiliary encoder stay in eval mode."""
+        super().train(mode)
+        self.base.eval()
+        self.aux.eval()
+        return self
+
+    def forward(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        rates = sample_rates(self.codec, batch)
+        y_hat = self.codec.training_latent(batch, rates)
+        y_bar = self.codec.training_latent(batch, rates, analysis=self.aux)
+        y_hat_n, y_bar_n = self.fusion.normalize(y_hat), self.fusion.normalize(y_bar)
+        t = torch.randint(self.schedule.num_train_steps, (batch.shape[0],), device=batch.device)
+        alpha = self.alphas[t][:, None, None, None]
+        y_t = alpha.sqrt() * y_hat_n + (1 - alpha).sqrt() * torch.randn_like(y_hat_n)
+        pred_n = self.fusion(y_t, y_hat_n, t.float() / self.schedule.num_train_steps)
+        latent_loss = (pred_n - y_bar_n).pow(2).mean()
+        x_rec = self.base.g_s(y_hat + self.fusion.scale * (pred_n - y_hat_n))
+        perc = self.perceptual(x_rec, batch)
+        loss = self.latent_weight * latent_loss + perc
+        return loss, {"latent_mse": latent_loss.detach(), "perceptual": perc.detach()}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "stage": "fusion",
+            "base": {"codec": self.codec.name, "fingerprint": self.codec.fingerprint.hex()},
+            "fusion": self.fusion.describe(),
+            "schedule": self.schedule.to_dict(),
+            "latent_weight": self.latent_weight,
+        }

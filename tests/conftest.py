@@ -1,0 +1,157 @@
+"""Shared fixtures: tiny seeded codecs, their checkpoint files, and tiny images.
+
+Everything here is small enough to run in milliseconds on two busy CPU cores: codecs
+have N = 8 / M = 12 channels, images are at most 96 pixels a side. Seeds make every
+model reproducible, so two codecs built with the same seed have the same fingerprint
+and two with different seeds do not.
+
+Fixtures for reuse:
+
+``tiny_model_factory(architecture, seed=0)``
+    a randomly initialised CompressAI model (one of ``TINY_ARCHITECTURES``), eval mode,
+    *not* ``update()``-d (the adapter does that).
+``tiny_codec_factory(architecture, seed=0, quality=None)``
+    that model wrapped in a ``CodecAdapter`` (quality defaults to 1 for zoo names, rate 0
+    for ``gain-hyperprior``).
+``tiny_gain_model`` / ``tiny_gain_codec``
+    the seed-0 ``GainMeanScaleHyperprior`` (``TINY_LAMBDAS``, 4 rates), raw and as a codec at
+    rate ``TINY_GAIN_RATE``; the codec equals what ``load_codec("gain-hyperprior",
+    TINY_GAIN_RATE, tiny_gain_checkpoint)`` returns (same fingerprint).
+``gain_checkpoint_factory(seed=0)`` / ``tiny_gain_checkpoint``
+    a ``model.safetensors`` + ``config.json`` (keys N, M, lambdas) pair in its own folder
+    under ``tmp_path``, as ``--model gain-hyperprior --checkpoint`` expects; returns the
+    safetensors path.
+``tiny_image_factory(height, width, seed=0)`` / ``tiny_image`` / ``tiny_png``
+    a smooth-plus-noise uint8 RGB array, the default one 40x56 (H x W), and that image as
+    a PNG file in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from compressai.models import (
+    Cheng2020Anchor,
+    Cheng2020Attention,
+    CompressionModel,
+    JointAutoregressiveHierarchicalPriors,
+    MeanScaleHyperprior,
+    ScaleHyperprior,
+)
+from PIL import Image
+from safetensors.torch import save_file
+
+from dpfusion.codecs.adapter import CodecAdapter
+from dpfusion.codecs.gain_hyperprior import GainMeanScaleHyperprior
+
+torch.set_num_threads(1)
+
+TINY_N = 8
+TINY_M = 12
+TINY_LAMBDAS = (0.0018, 0.0067, 0.025, 0.0483)
+TINY_GAIN_RATE = 1.0
+TINY_ARCHITECTURES = (
+    "bmshj2018-hyperprior",
+    "mbt2018-mean",
+    "mbt2018",
+    "cheng2020-anchor",
+    "cheng2020-attn",
+    "gain-hyperprior",
+)
+
+_BUILDERS: dict[str, Callable[[], CompressionModel]] = {
+    "bmshj2018-hyperprior": lambda: ScaleHyperprior(TINY_N, TINY_M),
+    "mbt2018-mean": lambda: MeanScaleHyperprior(TINY_N, TINY_M),
+    "mbt2018": lambda: JointAutoregressiveHierarchicalPriors(TINY_N, TINY_M),
+    "cheng2020-anchor": lambda: Cheng2020Anchor(TINY_N),
+    "cheng2020-attn": lambda: Cheng2020Attention(TINY_N),
+    "gain-hyperprior": lambda: GainMeanScaleHyperprior(TINY_N, TINY_M, lambdas=TINY_LAMBDAS),
+}
+
+
+def build_tiny_model(architecture: str, seed: int = 0) -> CompressionModel:
+    torch.manual_seed(seed)
+    return _BUILDERS[architecture]().eval()
+
+
+def build_tiny_codec(architecture: str, seed: int = 0, quality: float | None = None) -> CodecAdapter:
+    if quality is None:
+        quality = 0.0 if architecture == "gain-hyperprior" else 1
+    return CodecAdapter(build_tiny_model(architecture, seed), architecture, quality)
+
+
+def make_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients plus a little noise: compressible like a photo, never constant."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    base = np.stack(
+        [
+            128 + 100 * np.sin(xx / 7.0 + seed),
+            128 + 100 * np.cos(yy / 5.0),
+            255 * (xx + yy) / max(height + width - 2, 1),
+        ],
+        axis=2,
+    )
+    return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).round().astype(np.uint8)
+
+
+@pytest.fixture
+def tiny_model_factory() -> Callable[..., CompressionModel]:
+    return build_tiny_model
+
+
+@pytest.fixture
+def tiny_codec_factory() -> Callable[..., CodecAdapter]:
+    return build_tiny_codec
+
+
+@pytest.fixture
+def tiny_gain_model() -> GainMeanScaleHyperprior:
+    return build_tiny_model("gain-hyperprior", 0)
+
+
+@pytest.fixture
+def tiny_gain_codec() -> CodecAdapter:
+    return build_tiny_codec("gain-hyperprior", 0, TINY_GAIN_RATE)
+
+
+@pytest.fixture
+def gain_checkpoint_factory(tmp_path: Path) -> Callable[[int], Path]:
+    def make(seed: int = 0) -> Path:
+        model = build_tiny_model("gain-hyperprior", seed)
+        model.update()
+        folder = tmp_path / f"gain-seed{seed}"
+        folder.mkdir(exist_ok=True)
+        weights = folder / "model.safetensors"
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+        (folder / "config.json").write_text(json.dumps({"N": TINY_N, "M": TINY_M, "lambdas": list(TINY_LAMBDAS)}))
+        return weights
+
+    return make
+
+
+@pytest.fixture
+def tiny_gain_checkpoint(gain_checkpoint_factory: Callable[[int], Path]) -> Path:
+    return gain_checkpoint_factory(0)
+
+
+@pytest.fixture
+def tiny_image_factory() -> Callable[..., np.ndarray]:
+    return make_image
+
+
+@pytest.fixture
+def tiny_image() -> np.ndarray:
+    return make_image(40, 56)
+
+
+@pytest.fixture
+def tiny_png(tmp_path: Path, tiny_image: np.ndarray) -> Path:
+    path = tmp_path / "tiny.png"
+    Image.fromarray(tiny_image).save(path)
+    return path

@@ -1,0 +1,245 @@
+"""The .dpf container: exact round trips, strict validation, and no mutated file ever accepted."""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from dpfusion.bitstream import (
+    CODEC_IDS,
+    MAGIC,
+    MAX_SIDE,
+    MAX_STRINGS,
+    VERSION,
+    BitstreamError,
+    DpfFile,
+    pack,
+    unpack,
+)
+from dpfusion.errors import DPFusionError
+
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+dpf_files = st.builds(
+    DpfFile,
+    codec=st.sampled_from(CODEC_IDS),
+    quality=st.integers(0, 0xFFFF).map(lambda q: q / 1000),
+    fingerprint=st.binary(min_size=8, max_size=8),
+    height=st.one_of(st.integers(1, 300), st.integers(1, MAX_SIDE)),
+    width=st.one_of(st.integers(1, 300), st.integers(1, MAX_SIDE)),
+    strings=st.lists(st.binary(max_size=300), min_size=1, max_size=MAX_STRINGS).map(tuple),
+    tau=st.one_of(st.none(), st.integers(0, 254).map(lambda t: t / 254)),
+)
+
+SAMPLE = DpfFile(
+    codec="gain-hyperprior",
+    quality=2.5,
+    fingerprint=bytes(range(8)),
+    height=37,
+    width=50,
+    strings=(bytes(range(200)) * 2, b"\x07" * 31),
+    tau=0.5,
+)
+SAMPLE_BYTES = pack(SAMPLE)
+
+
+def _with_crc(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _raises_or_is_original(data: bytes) -> None:
+    """A mutated file must be refused; only a CRC collision (practically never) could give the original back."""
+    try:
+        parsed = unpack(data)
+    except BitstreamError:
+        return
+    assert parsed == SAMPLE, "a mutated file was accepted as a different file"
+
+
+def test_bitstream_error_is_a_dpfusion_error() -> None:
+    assert issubclass(BitstreamError, DPFusionError)
+
+
+def test_sample_round_trip_and_layout() -> None:
+    assert unpack(SAMPLE_BYTES) == SAMPLE
+    assert SAMPLE_BYTES[:3] == MAGIC
+    assert SAMPLE_BYTES[3] == VERSION
+    assert SAMPLE_BYTES[4] == CODEC_IDS.index("gain-hyperprior")
+    assert struct.unpack("<H", SAMPLE_BYTES[5:7])[0] == 2500
+    assert SAMPLE_BYTES[7:15] == SAMPLE.fingerprint
+    assert struct.unpack("<I", SAMPLE_BYTES[-4:])[0] == zlib.crc32(SAMPLE_BYTES[:-4])
+
+
+def test_codec_ids_are_append_only() -> None:
+    # Files already written depend on these positions.
+    assert CODEC_IDS[:7] == (
+        "dpfusion-default",
+        "gain-hyperprior",
+        "bmshj2018-hyperprior",
+        "mbt2018-mean",
+        "mbt2018",
+        "cheng2020-anchor",
+        "cheng2020-attn",
+    )
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "lengths"),
+    [(37, 50, (400, 31)), (512, 768, (40_000, 900)), (4000, 6000, (2_000_000, 90_000))],
+)
+def test_container_overhead_under_32_bytes(height: int, width: int, lengths: tuple[int, ...]) -> None:
+    strings = tuple(b"x" * n for n in lengths)
+    data = pack(dataclasses.replace(SAMPLE, height=height, width=width, strings=strings))
+    assert len(data) - sum(lengths) < 32
+
+
+@FUZZ
+@given(dpf_files)
+def test_pack_unpack_round_trip(file: DpfFile) -> None:
+    data = pack(file)
+    assert unpack(data) == file
+    assert pack(unpack(data)) == data
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"codec": "jpeg"},
+        {"quality": -0.001},
+        {"quality": 65.536},
+        {"quality": float("nan")},
+        {"quality": float("inf")},
+        {"fingerprint": b"1234567"},
+        {"fingerprint": b"123456789"},
+        {"height": 0},
+        {"width": 0},
+        {"height": -5},
+        {"width": MAX_SIDE + 1},
+        {"tau": 1.01},
+        {"tau": -0.1},
+        {"tau": float("nan")},
+        {"strings": ()},
+        {"strings": (b"a",) * (MAX_STRINGS + 1)},
+    ],
+    ids=lambda changes: "-".join(f"{k}={v!r}"[:24] for k, v in changes.items()),
+)
+def test_pack_refuses_invalid_fields(changes: dict) -> None:
+    with pytest.raises(BitstreamError):
+        pack(dataclasses.replace(SAMPLE, **changes))
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+@example(b"")
+@example(b"DP")
+@example(MAGIC)
+@example(MAGIC + bytes([VERSION]))
+def test_random_bytes_are_refused(data: bytes) -> None:
+    with pytest.raises(BitstreamError):
+        unpack(data)
+
+
+@FUZZ
+@given(st.binary(max_size=120))
+@example(b"")
+@example(bytes(14))
+@example(b"\x01\x00" + bytes(8) + b"\x05\x05\xff\x01\x01\x00")  # valid: 5x5, one 1-byte string
+@example(b"\x01\x00" + bytes(8) + b"\x85\x00\x05\xff\x01\x01\x00")  # same, non-canonical height
+@example(b"\x01\x00" + bytes(8) + b"\x05\x05\xff\x01\x81\x00\x00")  # same, non-canonical length
+def test_random_bodies_with_a_valid_checksum_are_refused_or_canonical(tail: bytes) -> None:
+    """Past the checksum, the parser still either refuses or reads the one canonical encoding."""
+    data = _with_crc(MAGIC + bytes([VERSION]) + bytes([CODEC_IDS.index("mbt2018")]) + tail)
+    try:
+        parsed = unpack(data)
+    except BitstreamError:
+        return
+    assert pack(parsed) == data
+
+
+def test_minimal_hand_written_file_parses() -> None:
+    data = _with_crc(MAGIC + bytes([VERSION, 4]) + b"\x01\x00" + bytes(8) + b"\x05\x06\xff\x01\x01\x2a")
+    assert unpack(data) == DpfFile("mbt2018", 0.001, bytes(8), 5, 6, (b"\x2a",), None)
+
+
+def test_non_canonical_varint_is_refused() -> None:
+    body = bytearray(pack(dataclasses.replace(SAMPLE, height=5))[:-4])
+    offset = len(MAGIC) + 1 + 3 + 8
+    assert body[offset] == 5
+    body[offset : offset + 1] = b"\x85\x00"  # 5 again, padded with an empty group
+    with pytest.raises(BitstreamError, match="varint"):
+        unpack(_with_crc(bytes(body)))
+
+
+def test_every_truncation_is_refused() -> None:
+    for length in range(len(SAMPLE_BYTES)):
+        with pytest.raises(BitstreamError):
+            unpack(SAMPLE_BYTES[:length])
+
+
+def test_every_single_bit_flip_is_refused() -> None:
+    for position in range(len(SAMPLE_BYTES)):
+        for bit in range(8):
+            data = bytearray(SAMPLE_BYTES)
+            data[position] ^= 1 << bit
+            with pytest.raises(BitstreamError):
+                unpack(bytes(data))
+
+
+@pytest.mark.parametrize("version", [v for v in range(256) if v != VERSION])
+def test_other_versions_are_refused(version: int) -> None:
+    data = bytearray(SAMPLE_BYTES)
+    data[len(MAGIC)] = version
+    with pytest.raises(BitstreamError, match="version"):
+        unpack(bytes(data))
+    # Even with a recomputed checksum: a future version is never misread as this one.
+    with pytest.raises(BitstreamError, match="version"):
+        unpack(_with_crc(bytes(data[:-4])))
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, len(SAMPLE_BYTES) - 1), st.integers(0, 7)), min_size=1, max_size=12))
+def test_bit_flips_are_refused(flips: list[tuple[int, int]]) -> None:
+    data = bytearray(SAMPLE_BYTES)
+    for position, bit in flips:
+        data[position] ^= 1 << bit
+    _raises_or_is_original(bytes(data))
+
+
+@FUZZ
+@given(st.binary(min_size=1, max_size=64))
+def test_appended_bytes_are_refused(extra: bytes) -> None:
+    _raises_or_is_original(SAMPLE_BYTES + extra)
+
+
+@FUZZ
+@given(
+    st.integers(0, len(SAMPLE_BYTES)),
+    st.integers(0, len(SAMPLE_BYTES)),
+    st.binary(max_size=40),
+)
+def test_random_splices_are_refused(start: int, stop: int, insert: bytes) -> None:
+    start, stop = min(start, stop), max(start, stop)
+    data = SAMPLE_BYTES[:start] + insert + SAMPLE_BYTES[stop:]
+    if data == SAMPLE_BYTES:
+        assert unpack(data) == SAMPLE
+        return
+    _raises_or_is_original(data)
+
+
+@FUZZ
+@given(dpf_files, st.data())
+def test_mutations_of_any_valid_file_are_refused(file: DpfFile, data: st.DataObject) -> None:
+    original = pack(file)
+    cut = data.draw(st.integers(0, len(original) - 1), label="truncate at")
+    with pytest.raises(BitstreamError):
+        unpack(original[:cut])
+    position = data.draw(st.integers(0, len(original) - 1), label="flip byte")
+    mutated = bytearray(original)
+    mutated[position] ^= data.draw(st.integers(1, 255), label="xor")
+    with pytest.raises(BitstreamError):  # a one-byte change is always caught by CRC-32
+        unpack(bytes(mutated))
