@@ -9,10 +9,14 @@ Fixtures for reuse:
 
 ``tiny_model_factory(architecture, seed=0)``
     a randomly initialised CompressAI model (one of ``TINY_ARCHITECTURES``), eval mode,
-    *not* ``update()``-d (the adapter does that).
+    *not* ``update()``-d (the adapter does that), with its last analysis and synthesis
+    layers rescaled so that latents are far from all-zero and images are mid-grey, not
+    black (see ``_calibrate``).
 ``tiny_codec_factory(architecture, seed=0, quality=None)``
     that model wrapped in a ``CodecAdapter`` (quality defaults to 1 for zoo names, rate 0
     for ``gain-hyperprior``).
+``tiny_gain_config``
+    ``{"N": 8, "M": 12, "lambdas": [...]}``, the gain model's config.json content.
 ``tiny_gain_model`` / ``tiny_gain_codec``
     the seed-0 ``GainMeanScaleHyperprior`` (``TINY_LAMBDAS``, 4 rates), raw and as a codec at
     rate ``TINY_GAIN_RATE``; the codec equals what ``load_codec("gain-hyperprior",
@@ -45,9 +49,11 @@ from compressai.models import (
 )
 from PIL import Image
 from safetensors.torch import save_file
+from torch import nn
 
 from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.codecs.gain_hyperprior import GainMeanScaleHyperprior
+from dpfusion.imageio import to_tensor
 
 torch.set_num_threads(1)
 
@@ -74,9 +80,38 @@ _BUILDERS: dict[str, Callable[[], CompressionModel]] = {
 }
 
 
+_CONVS = (nn.Conv2d, nn.ConvTranspose2d)
+
+
+@torch.no_grad()
+def _calibrate(model: CompressionModel) -> None:
+    """Rescale the last analysis and synthesis convolutions of a random model so it behaves like a codec.
+
+    Freshly initialised, ``g_a`` outputs about 0.1, which rounds to an all-zero latent, and
+    ``g_s`` outputs near 0, which clamps to black: bit-exactness would hold trivially. After
+    this, latents have a standard deviation of 4 (almost all symbols non-zero) and images
+    are centred on 0.5 with a standard deviation of 0.25.
+    """
+    x = to_tensor(make_image(64, 64, seed=99))
+    analysis = [m for m in model.g_a.children() if isinstance(m, _CONVS)][-1]
+    for _ in range(3):  # cheng2020-attn ends in an attention block: not exactly linear
+        factor = 4.0 / model.g_a(x).std().item()
+        analysis.weight.mul_(factor)
+        analysis.bias.mul_(factor)
+    y = model.g_a(x).round()
+    synthesis = [m for m in model.g_s.modules() if isinstance(m, _CONVS)][-1]
+    for _ in range(2):
+        factor = 0.25 / model.g_s(y).std().item()
+        synthesis.weight.mul_(factor)
+        synthesis.bias.mul_(factor)
+        synthesis.bias.add_(0.5 - model.g_s(y).mean().item())
+
+
 def build_tiny_model(architecture: str, seed: int = 0) -> CompressionModel:
     torch.manual_seed(seed)
-    return _BUILDERS[architecture]().eval()
+    model = _BUILDERS[architecture]().eval()
+    _calibrate(model)
+    return model
 
 
 def build_tiny_codec(architecture: str, seed: int = 0, quality: float | None = None) -> CodecAdapter:
@@ -108,6 +143,12 @@ def tiny_model_factory() -> Callable[..., CompressionModel]:
 @pytest.fixture
 def tiny_codec_factory() -> Callable[..., CodecAdapter]:
     return build_tiny_codec
+
+
+@pytest.fixture
+def tiny_gain_config() -> dict:
+    """The config.json content of the tiny gain model: ``{"N": 8, "M": 12, "lambdas": [...]}``."""
+    return {"N": TINY_N, "M": TINY_M, "lambdas": list(TINY_LAMBDAS)}
 
 
 @pytest.fixture

@@ -79,14 +79,14 @@ class CodecAdapter:
             param.requires_grad_(False)
         self.model.update()
         self.name = name
-        if not math.isfinite(float(quality)):
+        self.variable_rate = isinstance(model, GainMeanScaleHyperprior)
+        if self.variable_rate:
+            self.model.gains(float(quality))  # validates the rate index
+        elif not math.isfinite(float(quality)):
             raise DPFusionError(f"codec {name!r}: quality {quality} is not a finite number")
         # Encode at exactly the quality the container can carry, so the decoder, which knows
         # only the stored value, uses the same rate (1/3 would otherwise become 0.333 there).
         self.quality = round(float(quality) * QUALITY_SCALE) / QUALITY_SCALE
-        self.variable_rate = isinstance(model, GainMeanScaleHyperprior)
-        if self.variable_rate:
-            self.model.gains(self.quality)  # validates the rate index
         self.fingerprint = weights_fingerprint(self.model)
 
     @functools.cached_property

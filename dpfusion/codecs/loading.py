@@ -48,12 +48,17 @@ def _torch_load(path: Path) -> Any:
         raise DPFusionError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:  # a pickle that is more than tensors
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        what = f" ({found.group(1)})" if found else ""
-        raise DPFusionError(
-            f"{path}: refused: holds Python objects{what}, not only tensors; dpfusion loads weights only"
-        ) from None
+    except pickle.UnpicklingError as exc:  # a pickle that is more than tensors, or not a pickle at all
+        text = str(exc)
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if found:
+            raise DPFusionError(
+                f"{path}: refused: holds a Python object ({found.group(1)}), not only tensors; "
+                "dpfusion loads weights only"
+            ) from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+        reason = _one_line(detail.group(1) if detail else exc)
+        raise DPFusionError(f"{path}: not a loadable weights file (UnpicklingError: {reason})") from None
     except Exception as exc:  # damaged or not a torch file
         raise DPFusionError(f"{path}: not a loadable weights file ({type(exc).__name__}: {_one_line(exc)})") from None
 

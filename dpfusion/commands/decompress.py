@@ -1,33 +1,87 @@
-"""``dpfusion decompress IN.dpf -o OUT.png [--tau T]``"""
+"""``dpfusion decompress IN.dpf -o OUT.png [--tau T[,T...]] [--steps S] [--seed N] [--tau-map MASK.png]``"""
 
 from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from dpfusion.api import DEFAULT_STEPS, load
+from dpfusion.bitstream import unpack
 from dpfusion.commands.common import read_bytes, unit_float
 from dpfusion.errors import DPFusionError
-from dpfusion.imageio import save_png
-from dpfusion.pipeline import decode_base
+from dpfusion.fusion.decoding import TauSpec
+from dpfusion.imageio import load_image, save_png
+
+
+def tau_list(text: str) -> list[float]:
+    """``0.5`` or ``0,0.5,1``: several values decode in one batched pass."""
+    parse = unit_float("--tau")
+    return [parse(part) for part in text.split(",")]
+
+
+def load_tau_map(path: str, size: tuple[int, int]) -> np.ndarray:
+    """A greyscale image as tau in [0, 1] (white = 1 = fidelity), resized to the image if needed."""
+    grey = np.asarray(Image.fromarray(load_image(path)).convert("L"))
+    if grey.shape != size:
+        grey = np.asarray(Image.fromarray(grey).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+    return grey.astype(np.float32) / 255.0
+
+
+def _suggested_tau(suggested: float | None, has_fusion: bool) -> float:
+    """The sender's suggestion when no --tau is given; without a fusion module, tau = 1 with a warning."""
+    if suggested is None:
+        return 1.0
+    if not has_fusion:
+        warnings.warn(
+            f"sender suggests tau={suggested:.2f} but no fusion module is loaded: decoding tau=1", stacklevel=2
+        )
+        return 1.0
+    return suggested
+
+
+def _outputs(args: argparse.Namespace, count: int, labels: list[str]) -> list[Path]:
+    out = Path(args.output) if args.output else Path(args.input).with_suffix(".png")
+    if count == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}_tau{label}{out.suffix}") for label in labels]
 
 
 def run(args: argparse.Namespace) -> None:
     data = read_bytes(args.input)
-    if args.tau is not None and args.tau != 1.0:
-        raise DPFusionError("tau < 1 needs a fusion module; this build decodes tau = 1 only")
+    file = unpack(data)
+    if args.steps < 1:
+        raise DPFusionError(f"--steps must be >= 1, got {args.steps}")
+    model = load(file.codec, file.quality, args.checkpoint, args.fusion)
+    taus: list[TauSpec]
+    if args.tau_map:
+        if args.tau is not None:
+            raise DPFusionError("give either --tau or --tau-map, not both")
+        taus, labels = [load_tau_map(args.tau_map, (file.height, file.width))], ["map"]
+    else:
+        values = args.tau if args.tau is not None else [_suggested_tau(file.tau, model.fusion is not None)]
+        taus, labels = list(values), [f"{v:.2f}" for v in values]
     started = time.perf_counter()
-    decoded = decode_base(data, checkpoint=args.checkpoint)
+    images = model.decompress_many(data, taus, steps=args.steps, seed=args.seed)
     elapsed = time.perf_counter() - started
-    out = Path(args.output) if args.output else Path(args.input).with_suffix(".png")
-    save_png(out, decoded.image)
-    print(f"{out}: {decoded.file.width}x{decoded.file.height}, tau=1, decoded in {elapsed:.2f} s")
+    for path, image, label in zip(_outputs(args, len(images), labels), images, labels, strict=True):
+        save_png(path, image)
+        print(f"{path}: {file.width}x{file.height}, tau={label}")
+    print(f"decoded {len(images)} image(s) in {elapsed:.2f} s ({args.steps} steps, seed {args.seed})")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("decompress", help="decode a .dpf file to PNG")
+    p = sub.add_parser("decompress", help="decode a .dpf file to PNG at one or several tau")
     p.add_argument("input")
-    p.add_argument("-o", "--output", help="output PNG (default: INPUT with .png suffix)")
-    p.add_argument("--tau", type=unit_float("--tau"), help="1 = base codec, 0 = most realistic")
+    p.add_argument("-o", "--output", help="output PNG (default: INPUT with .png suffix); several tau add _tauT")
+    p.add_argument("--tau", type=tau_list, help="1 = base codec, 0 = most realistic; comma list for several")
+    p.add_argument("--tau-map", dest="tau_map", help="greyscale PNG: per-pixel tau (white = fidelity)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="DDIM steps (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
     p.add_argument("--checkpoint", help="local weights of the codec that wrote the file")
+    p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
     p.set_defaults(run=run)

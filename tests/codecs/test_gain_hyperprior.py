@@ -91,8 +91,7 @@ def test_higher_rate_index_spends_more_bits(tiny_gain_model: GainMeanScaleHyperp
     """At init the gains alone make the quantiser finer: bits grow with the rate index on a fixed image."""
     x = to_tensor(tiny_image)
     sizes = []
-    for rate in range(tiny_gain_model.num_rates):
+    for rate in (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0):
         codec = CodecAdapter(tiny_gain_model, "gain-hyperprior", rate)
         sizes.append(len(codec.encode(x).strings[0]))
-    assert sizes == sorted(sizes)
-    assert sizes[-1] > sizes[0]
+    assert all(a < b for a, b in zip(sizes, sizes[1:], strict=False)), sizes
