@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dpfusion.bitstream import unpack
 from dpfusion.codecs.adapter import LATENT_STRIDE, CodecAdapter, Encoded
 from dpfusion.codecs.loading import DEFAULT_DIR, DEFAULT_NAME, load_codec
 from dpfusion.errors import DPFusionError
@@ -18,7 +16,7 @@ from dpfusion.fusion.decoding import TauSpec, fuse_latents, tau_to_latent_grid
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import load_image, to_uint8
-from dpfusion.pipeline import check_fingerprint, compress
+from dpfusion.pipeline import check_fingerprint, compress, parse_for_decoding
 
 DEFAULT_STEPS = 10
 
@@ -31,32 +29,21 @@ class Model:
     fusion: LatentFusion | None = None
     schedule: NoiseSchedule | None = None
 
-    def at_rate(self, quality: float) -> CodecAdapter:
-        """The same weights at another operating point (variable-rate codecs only)."""
-        if float(quality) == self.codec.quality:
-            return self.codec
-        if not self.codec.variable_rate:
-            raise DPFusionError(f"{self.codec.name} is fixed-rate (quality {self.codec.quality:g})")
-        self.codec.model.gains(quality)
-        other = copy.copy(self.codec)
-        other.quality = float(quality)
-        return other
-
     def compress(self, image: np.ndarray | str | Path, quality: float | None = None, tau: float | None = None) -> bytes:
         """A .dpf file for an (H, W, 3) uint8 array or an image path."""
         array = load_image(image) if isinstance(image, str | Path) else image
-        codec = self.codec if quality is None else self.at_rate(quality)
+        codec = self.codec if quality is None else self.codec.with_quality(quality)
         return compress(codec, array, tau=tau)
 
     def decompress_many(
         self, data: bytes, taus: Sequence[TauSpec], steps: int = DEFAULT_STEPS, seed: int = 0
     ) -> list[np.ndarray]:
         """Decode one bitstream at several tau values (scalars or image-sized maps) in one batched pass."""
-        file = unpack(data)
+        file = parse_for_decoding(data)
         check_fingerprint(self.codec, file)
         if file.codec != self.codec.name:
             raise DPFusionError(f"file was written by {file.codec}, this model is {self.codec.name}")
-        codec = self.at_rate(file.quality)
+        codec = self.codec.with_quality(file.quality)
         encoded = Encoded(strings=file.strings, image_size=(file.height, file.width))
         y_hat = codec.decode_latent(encoded)
         grids = [tau_to_latent_grid(t, encoded.image_size, tuple(y_hat.shape[2:]), LATENT_STRIDE) for t in taus]

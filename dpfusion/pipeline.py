@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
+from dpfusion import imageio
 from dpfusion.bitstream import DpfFile, pack, unpack
 from dpfusion.codecs.adapter import CodecAdapter, Encoded
 from dpfusion.codecs.loading import load_codec
@@ -53,9 +54,19 @@ def check_fingerprint(codec: CodecAdapter, file: DpfFile) -> None:
         )
 
 
+def parse_for_decoding(data: bytes) -> DpfFile:
+    """``unpack`` plus the size guard: a crafted header must not make the decoder allocate gigabytes."""
+    file = unpack(data)
+    if file.pixels > imageio.MAX_PIXELS:
+        raise DPFusionError(
+            f"file declares a {file.width}x{file.height} image, over the limit of {imageio.MAX_PIXELS} pixels"
+        )
+    return file
+
+
 def decode_base(data: bytes, codec: CodecAdapter | None = None, checkpoint: str | Path | None = None) -> Decoded:
     """Parse a .dpf file and reconstruct the base codec's image (tau = 1)."""
-    file = unpack(data)
+    file = parse_for_decoding(data)
     if codec is None:
         codec = codec_for(file, checkpoint)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import warnings
 import zlib
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from dpfusion import imageio, pipeline
@@ -172,6 +175,43 @@ def test_non_image_files_are_refused(tmp_path, content, name) -> None:
     assert "\n" not in str(exc.value)
 
 
+@pytest.fixture(scope="module")
+def encoded_images() -> dict[str, bytes]:
+    """Small valid files of each format, as bytes, to mutate."""
+    rgb = (np.random.default_rng(0).random((12, 16, 3)) * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    blobs = {}
+    for fmt, options in [("PNG", {}), ("JPEG", {"exif": exif.tobytes()}), ("WEBP", {}), ("TIFF", {}), ("BMP", {})]:
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, fmt, **options)
+        blobs[fmt] = buffer.getvalue()
+    return blobs
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    fmt=st.sampled_from(["PNG", "JPEG", "WEBP", "TIFF", "BMP"]),
+    edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=6),
+    cut=st.one_of(st.none(), st.floats(0, 1)),
+)
+def test_damaged_images_are_refused_or_loaded(tmp_path, encoded_images, fmt, edits, cut) -> None:
+    """Any damage ends in a one-line DPFusionError or a valid uint8 RGB array, never another exception."""
+    data = bytearray(encoded_images[fmt])
+    for where, value in edits:
+        data[int(where * len(data))] = value
+    if cut is not None:
+        data = data[: int(cut * len(data))]
+    path = tmp_path / f"damaged.{fmt.lower()}"
+    path.write_bytes(bytes(data))
+    try:
+        array, _ = _load_quietly(path)
+    except DPFusionError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3
+
+
 def test_truncated_image_is_refused(tmp_path, tiny_image_factory) -> None:
     path = tmp_path / "cut.png"
     Image.fromarray(tiny_image_factory(64, 64)).save(path)
@@ -208,6 +248,11 @@ def test_tensor_conversions_are_exact_inverses() -> None:
     np.testing.assert_array_equal(to_uint8(tensor), array)
     np.testing.assert_array_equal(to_uint8(tensor[0]), array)
     assert to_tensor(array[:, ::-1]).shape == (1, 3, 16, 16)  # negative strides are fine
+    read_only = array.copy()
+    read_only.setflags(write=False)  # what np.asarray(PIL image) gives
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch would warn about a non-writable array
+        assert torch.equal(to_tensor(read_only), tensor)
 
 
 def test_to_uint8_rounds_and_clamps() -> None:

@@ -12,6 +12,7 @@ gain units), without re-implementing any of them.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import math
@@ -80,14 +81,28 @@ class CodecAdapter:
         self.model.update()
         self.name = name
         self.variable_rate = isinstance(model, GainMeanScaleHyperprior)
+        self.quality = self._checked_quality(quality)
+        self.fingerprint = weights_fingerprint(self.model)
+
+    def _checked_quality(self, quality: float) -> float:
         if self.variable_rate:
             self.model.gains(float(quality))  # validates the rate index
         elif not math.isfinite(float(quality)):
-            raise DPFusionError(f"codec {name!r}: quality {quality} is not a finite number")
+            raise DPFusionError(f"codec {self.name!r}: quality {quality} is not a finite number")
         # Encode at exactly the quality the container can carry, so the decoder, which knows
         # only the stored value, uses the same rate (1/3 would otherwise become 0.333 there).
-        self.quality = round(float(quality) * QUALITY_SCALE) / QUALITY_SCALE
-        self.fingerprint = weights_fingerprint(self.model)
+        return round(float(quality) * QUALITY_SCALE) / QUALITY_SCALE
+
+    def with_quality(self, quality: float) -> CodecAdapter:
+        """The same weights at another operating point; only variable-rate codecs have others."""
+        quality = self._checked_quality(quality)
+        if quality == self.quality:
+            return self
+        if not self.variable_rate:
+            raise DPFusionError(f"{self.name} is fixed-rate (quality {self.quality:g})")
+        other = copy.copy(self)
+        other.quality = quality
+        return other
 
     @functools.cached_property
     def latent_channels(self) -> int:

@@ -152,6 +152,8 @@ def load_codec(
     """A ready base codec. ``quality`` is the zoo quality (1-8) or the gain model's rate index."""
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if name in ("default", DEFAULT_NAME):
+        if checkpoint is not None:
+            raise DPFusionError("the embedded default model takes no --checkpoint; use --model gain-hyperprior")
         config = _read_config(DEFAULT_DIR / "config.json")
         rate = config["base"]["default_rate"] if quality is None else quality
         return _build_gain(DEFAULT_NAME, rate, DEFAULT_DIR / config["base"]["weights"], config["base"])

@@ -13,7 +13,10 @@ def read_bytes(path: str) -> bytes:
     source = Path(path)
     if not source.is_file():
         raise DPFusionError(f"file not found: {source}")
-    return source.read_bytes()
+    try:
+        return source.read_bytes()
+    except OSError as exc:
+        raise DPFusionError(f"cannot read {source}: {exc.strerror or exc}") from None
 
 
 def unit_float(name: str) -> Callable[[str], float]:

@@ -11,11 +11,11 @@ import numpy as np
 from PIL import Image
 
 from dpfusion.api import DEFAULT_STEPS, load
-from dpfusion.bitstream import unpack
 from dpfusion.commands.common import read_bytes, unit_float
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import TauSpec
 from dpfusion.imageio import load_image, save_png
+from dpfusion.pipeline import parse_for_decoding
 
 
 def tau_list(text: str) -> list[float]:
@@ -45,15 +45,15 @@ def _suggested_tau(suggested: float | None, has_fusion: bool) -> float:
 
 
 def _outputs(args: argparse.Namespace, count: int, labels: list[str]) -> list[Path]:
+    if args.output and count == 1:
+        return [Path(args.output)]
     out = Path(args.output) if args.output else Path(args.input).with_suffix(".png")
-    if count == 1:
-        return [out]
     return [out.with_name(f"{out.stem}_tau{label}{out.suffix}") for label in labels]
 
 
 def run(args: argparse.Namespace) -> None:
     data = read_bytes(args.input)
-    file = unpack(data)
+    file = parse_for_decoding(data)
     if args.steps < 1:
         raise DPFusionError(f"--steps must be >= 1, got {args.steps}")
     model = load(file.codec, file.quality, args.checkpoint, args.fusion)
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decompress", help="decode a .dpf file to PNG at one or several tau")
     p.add_argument("input")
-    p.add_argument("-o", "--output", help="output PNG (default: INPUT with .png suffix); several tau add _tauT")
+    p.add_argument("-o", "--output", help="output PNG (default: INPUT_tauT.png, never the original photo); several tau add _tauT")
     p.add_argument("--tau", type=tau_list, help="1 = base codec, 0 = most realistic; comma list for several")
     p.add_argument("--tau-map", dest="tau_map", help="greyscale PNG: per-pixel tau (white = fidelity)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="DDIM steps (default 10)")

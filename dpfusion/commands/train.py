@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> None:
     config = _train_config(args)
     sampler = CropSampler(args.data, config.crop)
     out = Path(args.output)
+    torch.manual_seed(config.seed)  # the initial weights and the latent-scale probe follow --seed too
     RUNNERS[args.stage](args, config, sampler, out)
     if _is_main():
         print(f"{args.stage} training done: {out}")

@@ -62,7 +62,7 @@ def load_fusion(path: str | Path, codec: CodecAdapter) -> tuple[LatentFusion, No
         expected = config["base"]["fingerprint"]
         fusion = LatentFusion(**config["fusion"])
         schedule = NoiseSchedule(**config["schedule"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, DPFusionError) as exc:
         raise DPFusionError(f"{config_path}: not a fusion config ({exc})") from None
     if expected != codec.fingerprint.hex():
         raise DPFusionError(

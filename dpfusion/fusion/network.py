@@ -32,11 +32,17 @@ def timestep_embedding(t_fraction: Tensor, dim: int) -> Tensor:
     half = dim // 2
     freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32, device=t_fraction.device) / half)
     angles = 1000.0 * t_fraction.float()[:, None] * freqs[None]
-    return torch.cat([angles.sin(), angles.cos()], dim=1)
+    emb = torch.cat([angles.sin(), angles.cos()], dim=1)
+    return F.pad(emb, (0, dim % 2))  # an odd width gets one zero feature, so any channel count works
 
 
 class ResBlock(nn.Module):
-    """GroupNorm-SiLU-conv twice, with an optional time embedding added in between."""
+    """GroupNorm-SiLU-conv twice, with an optional time embedding added in between.
+
+    The time shift is added *after* the second GroupNorm: added before it, a per-channel
+    constant is removed again by the normalisation (entirely when each group holds one
+    channel, i.e. for widths up to 32), and the network could not tell the steps apart.
+    """
 
     def __init__(self, channels: int, time_dim: int | None):
         super().__init__()
@@ -47,10 +53,10 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: Tensor, emb: Tensor | None = None) -> Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.norm2(self.conv1(F.silu(self.norm1(x))))
         if self.time is not None and emb is not None:
             h = h + self.time(emb)[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h)))
+        h = self.conv2(F.silu(h))
         return x + h
 
 

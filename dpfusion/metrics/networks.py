@@ -52,8 +52,9 @@ class L2Pool(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         hann = torch.hann_window(5, periodic=False, dtype=torch.float64)[1:-1]
-        kernel = hann[:, None] * hann[None, :]
-        self.register_buffer("filter", (kernel / kernel.sum()).float().expand(channels, 1, 3, 3).clone(), persistent=False)
+        kernel = (hann[:, None] * hann[None, :]).float()
+        kernel = (kernel / kernel.sum()).expand(channels, 1, 3, 3).clone()
+        self.register_buffer("filter", kernel, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.conv2d(x**2, self.filter, stride=2, padding=1, groups=x.shape[1])

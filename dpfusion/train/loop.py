@@ -25,6 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from dpfusion.atomic import atomic_path
+from dpfusion.codecs.adapter import LATENT_STRIDE
 from dpfusion.errors import DPFusionError
 from dpfusion.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from dpfusion.train.data import CropSampler
@@ -57,12 +58,21 @@ class TrainConfig:
         if unknown:
             raise DPFusionError(f"unknown training option(s): {', '.join(unknown)}")
         config = cls(**values)
+        for field in dataclasses.fields(cls):  # a JSON config can hold any type: check before comparing
+            value, default = getattr(config, field.name), field.default
+            if isinstance(default, float) and type(value) is int:
+                setattr(config, field.name, value := float(value))
+            if type(value) is not type(default):
+                raise DPFusionError(f"training option {field.name} must be {type(default).__name__}, got {value!r}")
         config.validate()
         return config
 
     def validate(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.crop < 16:
-            raise DPFusionError("steps and batch_size must be >= 1 and crop >= 16")
+        if self.steps < 1 or self.batch_size < 1:
+            raise DPFusionError("steps and batch_size must be >= 1")
+        if self.crop < LATENT_STRIDE or self.crop % LATENT_STRIDE:
+            # The codec's forward pass runs on whole crops: any other size fails inside its hyperprior.
+            raise DPFusionError(f"crop must be a multiple of {LATENT_STRIDE} (the codecs' stride), got {self.crop}")
         if self.lr <= 0:
             raise DPFusionError(f"learning rate must be positive, got {self.lr}")
         if self.schedule not in ("constant", "cosine"):

@@ -1,0 +1,181 @@
+"""``dpfusion eval DATASET_DIR -o results.json``: rate x tau sweep with real bitstreams, baselines, metrics.
+
+Resumable: every finished unit is appended to ``results.journal.jsonl`` (beside the output)
+and skipped when the same command runs again; ``--fresh`` discards the journal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dpfusion.api import DEFAULT_STEPS, Model, load
+from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, ZOO_ARCHITECTURES
+from dpfusion.errors import DPFusionError
+from dpfusion.eval.baselines import BASELINES, check_baseline, quality_list
+from dpfusion.eval.journal import Journal, journal_path
+from dpfusion.eval.results import build_results, curves_folder, write_results
+from dpfusion.eval.scoring import DEFAULT_METRICS, Scorer
+from dpfusion.eval.setlevel import set_level_values
+from dpfusion.eval.sweep import ImageStore, Sweep, SweepSpec, list_images, model_signature
+from dpfusion.metrics import METRICS
+
+DEFAULT_TAUS = "0,0.3,0.5,0.8,1"
+
+
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise DPFusionError(f"{option} must be a comma list of numbers, got {text!r}") from None
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise DPFusionError(f"{option} must be a comma list of integers, got {text!r}") from None
+
+
+def seed_list(text: str) -> tuple[int, ...]:
+    """``3`` -> seeds 0, 1, 2; ``5,7`` -> seeds 5 and 7."""
+    values = _ints(text, "--seeds")
+    if len(values) == 1:
+        if values[0] < 1:
+            raise DPFusionError(f"--seeds N needs N >= 1, got {values[0]}")
+        return tuple(range(values[0]))
+    return values
+
+
+def _path_for(template: str | None, rate: float) -> str | None:
+    """``--fusion runs/q{rate}`` names one file per rate for fixed-rate codecs."""
+    return None if template is None else template.replace("{rate}", f"{rate:g}")
+
+
+class ModelCache:
+    """One model for a variable-rate codec; one per rate (paths may hold ``{rate}``) for fixed-rate ones."""
+
+    def __init__(self, args: argparse.Namespace):
+        if args.model in ZOO_ARCHITECTURES and args.rates is None:
+            raise DPFusionError(f"{args.model} is fixed-rate: give its qualities with --rates (e.g. --rates 1,3,5)")
+        self.args = args
+        self.models: dict[float, Model] = {}
+        self.first = load(args.model, None if args.rates is None else args.rates[0], *self._paths(args.rates))
+        self.variable = self.first.codec.variable_rate
+
+    def _paths(self, rates: tuple[float, ...] | None) -> tuple[str | None, str | None]:
+        rate = rates[0] if rates else 0.0
+        return _path_for(self.args.checkpoint, rate), _path_for(self.args.fusion, rate)
+
+    def rates(self) -> tuple[float, ...]:
+        if self.args.rates is not None:
+            if self.variable:
+                for rate in self.args.rates:
+                    self.first.codec.with_quality(rate)  # refuses a rate outside the codec's range before any work
+            return self.args.rates
+        if self.variable:
+            return tuple(float(r) for r in range(self.first.codec.model.num_rates))
+        return (self.first.codec.quality,)
+
+    def __call__(self, rate: float) -> Model:
+        if self.variable:
+            return self.first
+        if rate not in self.models:
+            if rate == self.first.codec.quality:
+                self.models[rate] = self.first
+            else:
+                self.models[rate] = load(self.args.model, rate, *self._paths((rate,)))
+        return self.models[rate]
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.rates = None if args.rates is None else _floats(args.rates, "--rates")
+    output = Path(args.output)
+    if output.suffix != ".json":
+        raise DPFusionError(f"-o must name a .json file, got {output}")
+    images = list_images(args.dataset)
+    baselines = {}
+    for name in [b for b in args.baselines.split(",") if b and b != "none"]:
+        baseline = check_baseline(name)
+        option = f"--{name}-qualities"
+        text = getattr(args, f"{name}_qualities")
+        baselines[name] = quality_list(text, option) if text else baseline.qualities
+    models = ModelCache(args)
+    spec = SweepSpec(
+        rates=models.rates(),
+        taus=_floats(args.taus, "--taus"),
+        steps=_ints(args.steps, "--steps"),
+        seeds=seed_list(args.seeds),
+        baselines=baselines,
+    )
+    if models.first.fusion is None and any(t != 1.0 for t in spec.taus):
+        raise DPFusionError("tau < 1 needs a fusion module: give --fusion, or --taus 1 for the base codec alone")
+    scorer = Scorer([m for m in args.metrics.split(",") if m])
+    for metric, reason in scorer.unavailable.items():
+        print(f"dpfusion: metric {metric} unavailable: {reason}", file=sys.stderr)
+    journal = Journal(journal_path(output), fresh=args.fresh)
+    store = ImageStore(output.with_name(f"{output.stem}.images"))
+    sweep = Sweep(images, spec, scorer, journal, models, store, progress=not args.quiet)
+    records = sweep.run()
+    set_values, set_errors = set_level_values(sweep, progress=not args.quiet)
+    settings: dict[str, Any] = {
+        "dataset": str(args.dataset),
+        "images": [image.name for image in images],
+        "model": models.first.codec.name,
+        "checkpoint": args.checkpoint,
+        "fusion": args.fusion,
+        "signatures": {format(rate, "g"): model_signature(models(rate)) for rate in spec.rates},
+        "rates": list(spec.rates),
+        "taus": list(spec.taus),
+        "steps": list(spec.steps),
+        "seeds": list(spec.seeds),
+        "baselines": {k: list(v) for k, v in baselines.items()},
+        "metrics": scorer.requested,
+        "bpp": "8 * bytes of the complete file / pixels",
+        "decoding_time": "seconds per image per tau (one batched decode of all tau, divided by their number)",
+    }
+    labels = {name: BASELINES[name].label for name in baselines}
+    doc = build_results(records, settings, scorer.info(), set_values, models.first.codec.name, labels, set_errors)
+    written = write_results(doc, output)
+    print(f"{output}: {len(doc['curves'])} curves, {len(doc['per_image'])} per-image rows")
+    print(f"{curves_folder(output)}/: one CompressAI-style file per curve; {written[-1]}: per-image CSV")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="rate x tau sweep over a folder of images, with baselines and metrics",
+        description=(
+            "Writes OUT.json (everything), OUT/ (one CompressAI-style JSON per curve: "
+            "python -m compressai.utils.plot -f OUT/*.json), OUT.csv (per-image rows), "
+            "OUT.journal.jsonl (finished units; a rerun resumes from it) and, for fid/kid, OUT.images/."
+        ),
+    )
+    p.add_argument("dataset", help="folder of test images (searched recursively)")
+    p.add_argument("-o", "--output", required=True, help="results .json (curves go to a folder of the same stem)")
+    p.add_argument("--model", default=DEFAULT_NAME, choices=CODEC_NAMES + ("default",), help="base codec")
+    p.add_argument("--checkpoint", help="codec weights; {rate} in the path is replaced per rate for fixed-rate codecs")
+    p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
+    p.add_argument("--rates", help="comma list of rate indices / zoo qualities (default: every rate of the codec)")
+    p.add_argument("--taus", default=DEFAULT_TAUS, help=f"comma list of tau (default {DEFAULT_TAUS})")
+    p.add_argument("--steps", default=str(DEFAULT_STEPS), help="comma list of DDIM step counts (default 10)")
+    p.add_argument("--seeds", default="1", help="N seeds (0..N-1) or a comma list of seeds (default 1)")
+    p.add_argument(
+        "--metrics",
+        default=",".join(DEFAULT_METRICS),
+        help=f"comma list from {', '.join(METRICS)} (default {','.join(DEFAULT_METRICS)})",
+    )
+    p.add_argument("--baselines", default="jpeg,webp", help="comma list from: " + ", ".join(BASELINES) + "; or none")
+    for name, baseline in BASELINES.items():
+        default = ",".join(str(q) for q in baseline.qualities)
+        p.add_argument(f"--{name}-qualities", dest=f"{name}_qualities", help=f"(default {default})")
+    p.add_argument("--fresh", action="store_true", help="discard the journal of an earlier run of this output")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
