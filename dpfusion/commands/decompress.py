@@ -77,7 +77,9 @@ def run(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decompress", help="decode a .dpf file to PNG at one or several tau")
     p.add_argument("input")
-    p.add_argument("-o", "--output", help="output PNG (default: INPUT_tauT.png, never the original photo); several tau add _tauT")
+    p.add_argument(
+        "-o", "--output", help="output PNG (default: INPUT_tauT.png, never the original photo); several tau add _tauT"
+    )
     p.add_argument("--tau", type=tau_list, help="1 = base codec, 0 = most realistic; comma list for several")
     p.add_argument("--tau-map", dest="tau_map", help="greyscale PNG: per-pixel tau (white = fidelity)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="DDIM steps (default 10)")

@@ -21,6 +21,11 @@ def check_pair(x: Tensor, y: Tensor, metric: str) -> None:
         raise DPFusionError(f"{metric}: image shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
 
 
+def levels(x: Tensor) -> Tensor:
+    """The 8-bit values 0..255 (float64) the image would be stored as: metrics score what a viewer gets."""
+    return x.detach().double().clamp(0, 1).mul(255).round()
+
+
 def quantize(x: Tensor) -> Tensor:
-    """Round to the 8-bit grid, as the image would be stored: metrics score what a viewer gets."""
-    return x.detach().clamp(0, 1).mul(255).round().div(255)
+    """The 8-bit rounding of ``x``, back in [0, 1] and in ``x``'s dtype."""
+    return levels(x).div(255).to(x.dtype)

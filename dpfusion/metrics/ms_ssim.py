@@ -11,7 +11,7 @@ from pytorch_msssim import ms_ssim as _ms_ssim
 from torch import Tensor
 
 from dpfusion.errors import DPFusionError
-from dpfusion.metrics._images import check_pair, quantize
+from dpfusion.metrics._images import check_pair, levels
 
 MIN_SIDE = (11 - 1) * 2**4 + 1
 
@@ -22,4 +22,4 @@ def ms_ssim(x: Tensor, y: Tensor) -> Tensor:
     if min(x.shape[-2:]) < MIN_SIDE:
         size = f"{x.shape[-2]}x{x.shape[-1]}"
         raise DPFusionError(f"ms_ssim needs images at least {MIN_SIDE}x{MIN_SIDE} (5 scales), got {size}")
-    return _ms_ssim(quantize(x).double(), quantize(y).double(), data_range=1.0, size_average=False)
+    return _ms_ssim(levels(x) / 255, levels(y) / 255, data_range=1.0, size_average=False)

@@ -21,7 +21,7 @@ from scipy.special import gamma
 from torch import Tensor
 
 from dpfusion.errors import DPFusionError
-from dpfusion.metrics._images import check_batch, quantize
+from dpfusion.metrics._images import check_batch, levels
 from dpfusion.metrics.weights import cache_dir, load_tensors, require
 
 BLOCK = 96
@@ -120,5 +120,5 @@ def niqe(x: Tensor) -> Tensor:
         raise DPFusionError(f"niqe needs at least two {BLOCK}x{BLOCK} blocks, got a {x.shape[-2]}x{x.shape[-1]} image")
     require("niqe")
     params = _params(str(cache_dir()))
-    grey = np.round(np.einsum("bchw,c->bhw", quantize(x).cpu().double().numpy() * 255, RGB2GRAY))
+    grey = np.round(np.einsum("bchw,c->bhw", levels(x).cpu().numpy(), RGB2GRAY))
     return torch.tensor([_niqe(image, *params) for image in grey], dtype=torch.float64)

