@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dpfusion.codecs import loading
 from dpfusion.codecs.adapter import LATENT_STRIDE, CodecAdapter, Encoded
-from dpfusion.codecs.loading import DEFAULT_DIR, DEFAULT_NAME, load_codec
+from dpfusion.codecs.loading import DEFAULT_NAME, load_codec
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion
 from dpfusion.fusion.decoding import TauSpec, fuse_latents, tau_to_latent_grid
@@ -68,8 +69,8 @@ def load(
 ) -> Model:
     """Load a base codec and its fusion module (the embedded one for the default model)."""
     codec = load_codec(name, quality, checkpoint)
-    if fusion is None and name in ("default", DEFAULT_NAME) and (DEFAULT_DIR / "fusion.json").is_file():
-        fusion = DEFAULT_DIR
+    if fusion is None and name in ("default", DEFAULT_NAME) and (loading.DEFAULT_DIR / "fusion.json").is_file():
+        fusion = loading.DEFAULT_DIR
     if fusion is None:
         return Model(codec)
     module, schedule = load_fusion(fusion, codec)
