@@ -15,10 +15,10 @@ import shutil
 from pathlib import Path
 
 from dpfusion.atomic import atomic_path
-from dpfusion.codecs.adapter import CodecAdapter
-from dpfusion.codecs.loading import DEFAULT_DIR, DEFAULT_NAME, gain_model_from_config
+from dpfusion.codecs.loading import DEFAULT_DIR, DEFAULT_NAME, gain_model_from_config, load_codec
 from dpfusion.train.checkpoint import load_checkpoint
-from dpfusion.train.export import CODEC_WEIGHTS, final_weights, save_weights
+from dpfusion.train.export import CODEC_WEIGHTS, final_weights
+from dpfusion.weights_io import save_weights
 
 
 def main() -> None:
@@ -33,29 +33,32 @@ def main() -> None:
     config = json.loads(state["stage"])
     model = gain_model_from_config(config)
     model.load_state_dict(final_weights(state))
-    if args.half:
-        model = model.half().float()
+    parameters = {name for name, _ in model.named_parameters()}
+    if args.half:  # parameters only: buffers (scale table, bounds) keep full precision
+        for param in model.parameters():
+            param.data = param.data.half().float()
     model.update(force=True)
-    DEFAULT_DIR.mkdir(parents=True, exist_ok=True)
-    tensors = {k: (v.half() if args.half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    tensors = {k: (v.half() if args.half and k in parameters else v) for k, v in model.state_dict().items()}
     description = {"N": config["N"], "M": config["M"], "lambdas": config["lambdas"]}
     save_weights(DEFAULT_DIR, CODEC_WEIGHTS, "codec.json", tensors, description)
-    codec = CodecAdapter(model, DEFAULT_NAME, args.rate)
     manifest = {
         "base": {
             **description,
             "weights": CODEC_WEIGHTS,
             "default_rate": args.rate,
             "trained_steps": int(state["step"]),
-        },
-        "fingerprint": codec.fingerprint.hex(),
+        }
     }
+    with atomic_path(DEFAULT_DIR / "config.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2))
+    # The fingerprint of record is the one a user's load computes, from the files as shipped.
+    manifest["fingerprint"] = load_codec(DEFAULT_NAME).fingerprint.hex()
     if args.fusion:
         for name in ("fusion.safetensors", "fusion.json"):
             shutil.copyfile(Path(args.fusion) / name, DEFAULT_DIR / name)
     with atomic_path(DEFAULT_DIR / "config.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))
-    print(f"exported step {state['step']} to {DEFAULT_DIR} (fingerprint {codec.fingerprint.hex()})")
+    print(f"exported step {state['step']} to {DEFAULT_DIR} (fingerprint {manifest['fingerprint']})")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.fusion.checkpoint import save_fusion
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
-from dpfusion.train.export import save_weights
+from dpfusion.weights_io import save_weights
 from tests.conftest import build_tiny_model
 
 

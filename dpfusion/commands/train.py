@@ -35,10 +35,10 @@ from dpfusion.train.export import (
     CODEC_WEIGHTS,
     final_weights,
     load_aux_encoder,
-    save_weights,
 )
 from dpfusion.train.fusion_stage import FusionStage, measure_latent_scale
 from dpfusion.train.loop import TrainConfig, run_training
+from dpfusion.weights_io import save_weights
 
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     "base": {"lr": 1e-4, "batch_size": 8, "crop": 128},

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from dpfusion.atomic import atomic_path
 from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
+from dpfusion.weights_io import save_weights, weights_files
 
 WEIGHTS_NAME = "fusion.safetensors"
 CONFIG_NAME = "fusion.json"
@@ -33,30 +33,20 @@ def save_fusion(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write weights (fp16 if ``half``) and config atomically; returns the weights path."""
-    folder = Path(folder)
     dtype = torch.float16 if half else torch.float32
-    tensors = {k: v.detach().to(dtype).contiguous() for k, v in fusion.state_dict().items()}
+    tensors = {k: v.to(dtype) for k, v in fusion.state_dict().items()}
     config = {
         "fusion": fusion.describe(),
         "schedule": schedule.to_dict(),
         "base": {"codec": codec.name, "fingerprint": codec.fingerprint.hex()},
         **(extra or {}),
     }
-    with atomic_path(folder / WEIGHTS_NAME) as tmp:
-        save_file(tensors, str(tmp))
-    with atomic_path(folder / CONFIG_NAME) as tmp:
-        tmp.write_text(json.dumps(config, indent=2))
-    return folder / WEIGHTS_NAME
+    return save_weights(Path(folder), WEIGHTS_NAME, CONFIG_NAME, tensors, config)
 
 
 def load_fusion(path: str | Path, codec: CodecAdapter) -> tuple[LatentFusion, NoiseSchedule]:
     """Load a fusion module for ``codec``; ``path`` is the folder or its ``fusion.safetensors``."""
-    path = Path(path)
-    folder = path if path.is_dir() else path.parent
-    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-    for required in (config_path, weights_path):
-        if not required.is_file():
-            raise DPFusionError(f"fusion checkpoint incomplete: {required} not found")
+    config_path, weights_path = weights_files(path, WEIGHTS_NAME, CONFIG_NAME, "fusion checkpoint")
     try:
         config = json.loads(config_path.read_text())
         expected = config["base"]["fingerprint"]

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from dpfusion.atomic import atomic_path
 from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.errors import DPFusionError
+from dpfusion.weights_io import weights_files
 
 AUX_WEIGHTS, AUX_CONFIG = "aux.safetensors", "aux.json"
 CODEC_WEIGHTS, CODEC_CONFIG = "codec.safetensors", "codec.json"
@@ -26,24 +26,9 @@ def final_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     return state["trainable"]
 
 
-def save_weights(
-    folder: Path, weights_name: str, config_name: str, tensors: dict[str, torch.Tensor], config: dict
-) -> Path:
-    with atomic_path(folder / weights_name) as tmp:
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
-    with atomic_path(folder / config_name) as tmp:
-        tmp.write_text(json.dumps(config, indent=2))
-    return folder / weights_name
-
-
 def load_aux_encoder(folder: str | Path, codec: CodecAdapter) -> nn.Module:
     """A copy of ``codec``'s ``g_a`` holding the auxiliary encoder's weights; refuses another codec's."""
-    folder = Path(folder)
-    folder = folder if folder.is_dir() else folder.parent
-    config_path, weights_path = folder / AUX_CONFIG, folder / AUX_WEIGHTS
-    for required in (config_path, weights_path):
-        if not required.is_file():
-            raise DPFusionError(f"auxiliary encoder incomplete: {required} not found")
+    config_path, weights_path = weights_files(folder, AUX_WEIGHTS, AUX_CONFIG, "auxiliary encoder")
     try:
         expected = json.loads(config_path.read_text())["base"]["fingerprint"]
     except (ValueError, KeyError, TypeError) as exc:

@@ -22,7 +22,8 @@ from dpfusion.codecs.loading import load_codec
 from dpfusion.fusion.checkpoint import save_fusion
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
-from dpfusion.train.export import CODEC_CONFIG, CODEC_WEIGHTS, save_weights
+from dpfusion.train.export import CODEC_CONFIG, CODEC_WEIGHTS
+from dpfusion.weights_io import save_weights
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,10 @@ from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.losses import build_perceptual_loss
 from dpfusion.train.aux_stage import AuxEncoderStage
 from dpfusion.train.data import CropSampler
-from dpfusion.train.export import AUX_CONFIG, AUX_WEIGHTS, save_weights
+from dpfusion.train.export import AUX_CONFIG, AUX_WEIGHTS
 from dpfusion.train.fusion_stage import FusionStage, measure_latent_scale
 from dpfusion.train.loop import TrainConfig
+from dpfusion.weights_io import save_weights
 
 torch.set_num_threads(1)
 
