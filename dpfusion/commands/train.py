@@ -98,10 +98,15 @@ def _run_aux(args: argparse.Namespace, config: TrainConfig, sampler: CropSampler
 
 def _run_fusion(args: argparse.Namespace, config: TrainConfig, sampler: CropSampler, out: Path) -> None:
     codec = _base_codec(args)
-    if not args.aux:
+    if args.variant == "direct":
+        if args.aux:
+            raise DPFusionError("the direct variant (paper's Variant-1) trains without --aux")
+        aux = None
+    elif not args.aux:
         raise DPFusionError("fusion training needs --aux (the folder written by `dpfusion train aux`)")
-    aux = load_aux_encoder(args.aux, codec)
-    fusion = LatentFusion(codec.latent_channels, args.channels, args.units, args.heads)
+    else:
+        aux = load_aux_encoder(args.aux, codec)
+    fusion = LatentFusion(codec.latent_channels, args.channels, args.units, args.heads, sampling=args.variant)
     schedule = NoiseSchedule(num_train_steps=args.T)
     probe = torch.Generator().manual_seed(config.seed)
     fusion.latent_scale.copy_(measure_latent_scale(codec, [sampler.sample(8, probe) for _ in range(4)]))
@@ -181,5 +186,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--T", type=int, default=1000, help="diffusion training steps")
     p.add_argument("--latent-weight", dest="latent_weight", type=float, default=0.1)
+    p.add_argument(
+        "--variant",
+        choices=("ddim", "direct"),
+        default="ddim",
+        help="ddim: the method; direct: the paper's Variant-1 ablation (no diffusion, no auxiliary encoder)",
+    )
 
     parser.set_defaults(run=run)

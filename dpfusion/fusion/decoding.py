@@ -76,6 +76,10 @@ def fuse_latents(
     def denoise(sample: Tensor, t_fraction: float) -> Tensor:
         return fusion(sample, y_hat_n, t_fraction, cond)
 
-    fused_n = TauDDIMSampler(schedule, steps).sample(denoise, noise.contiguous(), y_hat_n, tau)
+    if fusion.config.get("sampling", "ddim") == "direct":
+        keep = tau * tau
+        fused_n = (1.0 - keep) * denoise(y_hat_n.expand(len(active), -1, -1, -1), 0.0) + keep * y_hat_n
+    else:
+        fused_n = TauDDIMSampler(schedule, steps).sample(denoise, noise.contiguous(), y_hat_n, tau)
     out[active] = y_hat + fusion.scale * (fused_n - y_hat_n)
     return out

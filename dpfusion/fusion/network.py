@@ -92,12 +92,27 @@ class FusionUnit(nn.Module):
         return self.attn(self.res2(self.res1(x, emb), emb))
 
 
+SAMPLING_MODES = ("ddim", "direct")
+"""``ddim``: the paper's method. ``direct``: the paper's Variant-1 ablation, one pass from ``y_hat``
+with no diffusion, its output blended with ``y_hat`` by the same tau weights."""
+
+
 class LatentFusion(nn.Module):
     """Predicts a decodable latent from a noisy one, conditioned on the codec's ``y_hat``."""
 
-    def __init__(self, latent_channels: int, channels: int = 64, units: int = 2, heads: int = 4):
+    def __init__(
+        self, latent_channels: int, channels: int = 64, units: int = 2, heads: int = 4, sampling: str = "ddim"
+    ):
         super().__init__()
-        self.config = {"latent_channels": latent_channels, "channels": channels, "units": units, "heads": heads}
+        if sampling not in SAMPLING_MODES:
+            raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
+        self.config = {
+            "latent_channels": latent_channels,
+            "channels": channels,
+            "units": units,
+            "heads": heads,
+            "sampling": sampling,
+        }
         time_dim = 4 * channels
         self.register_buffer("latent_scale", torch.ones(latent_channels))
         self.time_mlp = nn.Sequential(nn.Linear(channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))

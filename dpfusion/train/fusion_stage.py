@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from dpfusion.codecs.adapter import CodecAdapter
+from dpfusion.errors import DPFusionError
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.train.aux_stage import sample_rates
@@ -31,18 +32,22 @@ class FusionStage(TrainingStage):
     def __init__(
         self,
         codec: CodecAdapter,
-        aux_encoder: nn.Module,
+        aux_encoder: nn.Module | None,
         fusion: LatentFusion,
         schedule: NoiseSchedule,
         perceptual: nn.Module,
         latent_weight: float = 0.1,
     ):
         super().__init__()
+        self.direct = fusion.config["sampling"] == "direct"
+        if self.direct != (aux_encoder is None):
+            raise DPFusionError("the direct variant trains without an auxiliary encoder; ddim fusion needs one")
         self.codec = codec
         self.base = codec.model
-        self.aux = aux_encoder.eval()
-        for param in self.aux.parameters():
-            param.requires_grad_(False)
+        self.aux = aux_encoder.eval() if aux_encoder is not None else None
+        if self.aux is not None:
+            for param in self.aux.parameters():
+                param.requires_grad_(False)
         self.fusion = fusion
         self.trainable = fusion
         self.schedule = schedule
@@ -54,19 +59,24 @@ class FusionStage(TrainingStage):
         """Only the fusion network trains; the codec and auxiliary encoder stay in eval mode."""
         super().train(mode)
         self.base.eval()
-        self.aux.eval()
+        if self.aux is not None:
+            self.aux.eval()
         return self
 
     def forward(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         rates = sample_rates(self.codec, batch)
         y_hat = self.codec.training_latent(batch, rates)
-        y_bar = self.codec.training_latent(batch, rates, analysis=self.aux)
-        y_hat_n, y_bar_n = self.fusion.normalize(y_hat), self.fusion.normalize(y_bar)
-        t = torch.randint(self.schedule.num_train_steps, (batch.shape[0],), device=batch.device)
-        alpha = self.alphas[t][:, None, None, None]
-        y_t = alpha.sqrt() * y_hat_n + (1 - alpha).sqrt() * torch.randn_like(y_hat_n)
-        pred_n = self.fusion(y_t, y_hat_n, t.float() / self.schedule.num_train_steps)
-        latent_loss = (pred_n - y_bar_n).pow(2).mean()
+        y_hat_n = self.fusion.normalize(y_hat)
+        if self.direct:  # Variant-1: one pass from y_hat, perceptual loss only
+            pred_n = self.fusion(y_hat_n, y_hat_n, torch.zeros(batch.shape[0], device=batch.device))
+            latent_loss = torch.zeros((), device=batch.device)
+        else:
+            y_bar_n = self.fusion.normalize(self.codec.training_latent(batch, rates, analysis=self.aux))
+            t = torch.randint(self.schedule.num_train_steps, (batch.shape[0],), device=batch.device)
+            alpha = self.alphas[t][:, None, None, None]
+            y_t = alpha.sqrt() * y_hat_n + (1 - alpha).sqrt() * torch.randn_like(y_hat_n)
+            pred_n = self.fusion(y_t, y_hat_n, t.float() / self.schedule.num_train_steps)
+            latent_loss = (pred_n - y_bar_n).pow(2).mean()
         x_rec = self.base.g_s(y_hat + self.fusion.scale * (pred_n - y_hat_n))
         perc = self.perceptual(x_rec, batch)
         loss = self.latent_weight * latent_loss + perc

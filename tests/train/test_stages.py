@@ -6,6 +6,10 @@ import pytest
 import torch
 
 from dpfusion.codecs.adapter import state_digest
+from dpfusion.errors import DPFusionError
+from dpfusion.fusion.decoding import fuse_latents
+from dpfusion.fusion.network import LatentFusion
+from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.losses import build_perceptual_loss
 from dpfusion.train.aux_stage import AuxEncoderStage, sample_rates
 from dpfusion.train.base_stage import QUANTILE_LR_SCALE, BaseCodecStage
@@ -116,3 +120,26 @@ def test_base_stage_trains_the_codec(tiny_model_factory, crop_sampler, config_fa
     run_training(stage, crop_sampler, config_factory(steps=3), tmp_path, progress=False)
     assert state_digest(codec) != before
     assert stage.describe()["N"] == codec.N and stage.describe()["lambdas"] == list(codec.lambdas)
+
+
+def test_direct_variant_trains_without_aux_and_blends_linearly(tiny_codec_factory) -> None:
+    """The paper's Variant-1: no diffusion, no auxiliary encoder; tau blends D(y_hat) with y_hat."""
+    codec = tiny_codec_factory("gain-hyperprior", 0)
+    fusion = LatentFusion(codec.latent_channels, channels=8, units=1, heads=2, sampling="direct")
+    torch.manual_seed(0)
+    torch.nn.init.normal_(fusion.out.weight, std=0.3)
+    stage = FusionStage(codec, None, fusion, NoiseSchedule(), build_perceptual_loss("mse"))
+    loss, logs = stage(torch.rand(2, 3, 64, 64))
+    assert torch.isfinite(loss) and float(logs["latent_mse"]) == 0.0
+    with pytest.raises(DPFusionError, match="auxiliary"):
+        FusionStage(codec, codec.model.g_a, fusion, NoiseSchedule(), build_perceptual_loss("mse"))
+    y_hat = codec.training_latent(torch.rand(1, 3, 64, 64))
+    taus = [torch.full((1, 1, 1, 1), t) for t in (0.0, 0.5, 1.0)]
+    with torch.no_grad():
+        out = fuse_latents(fusion.eval(), y_hat, taus, NoiseSchedule(), steps=10, seed=0)
+        direct = y_hat + fusion.scale * (
+            fusion(fusion.normalize(y_hat), fusion.normalize(y_hat), 0.0) - fusion.normalize(y_hat)
+        )
+    torch.testing.assert_close(out[0], direct[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out[1], (0.75 * direct + 0.25 * y_hat)[0], rtol=1e-4, atol=1e-4)
+    assert torch.equal(out[2], y_hat[0])
