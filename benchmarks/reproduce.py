@@ -6,7 +6,9 @@ Runs (each sweep resumes from its journal when interrupted):
   1. rate x tau sweep, tau in {0, .3, .5, .8, 1}, 10 steps, with JPEG and WebP on the same images;
   2. 10 noise seeds at tau = 0 (stability);
   3. steps in {1, 2, 5, 10, 20, 50} at tau = 0;
-  4. the plots of 1 and 3, and the decode-latency benchmark;
+  4. the paper's Variant-1 (fusion without diffusion and without the auxiliary encoder), when
+     --variant1 names its trained folder (`dpfusion train fusion --variant direct ...`);
+  5. the plots of 1 and 3, and the decode-latency benchmark;
 then writes docs/REPRODUCTION.md: every claim next to the number measured here.
 """
 
@@ -67,7 +69,26 @@ def _latency(out: Path) -> str:
     return text
 
 
-def report(out: Path, sweep: dict, seeds: dict, steps: dict, latency: str, command: str) -> str:
+def _variant_rows(sweep: dict, variant: dict | None, rate: float) -> tuple[list[list[str]], str]:
+    """PSNR / LPIPS by tau at one rate for the method and Variant-1, and whether each is monotone."""
+    rows, verdicts = [], []
+    for name, doc in (("method", sweep), ("Variant-1", variant)):
+        if doc is None:
+            continue
+        cells = []
+        for tau in TAUS:
+            curve = _curve(doc, tau=tau)
+            i = curve["rates"].index(rate)
+            cells.append((curve["results"]["psnr"][i], curve["results"]["lpips_alex"][i]))
+        rows.append([name, *[f"{p:.2f} / {q:.4f}" for p, q in cells]])
+        psnr_monotone = all(a[0] < b[0] for a, b in zip(cells, cells[1:], strict=False))
+        verdicts.append(f"{name}: PSNR {'rises' if psnr_monotone else 'does not rise'} monotonically with tau")
+    return rows, "; ".join(verdicts)
+
+
+def report(
+    out: Path, sweep: dict, seeds: dict, steps: dict, variant: dict | None, latency: str, command: str, rate: float
+) -> str:
     tau0, tau1 = _curve(sweep, tau=0.0), _curve(sweep, tau=1.0)
     jpeg, webp = _curve(sweep, "jpeg"), _curve(sweep, "webp")
     lpips_bd = bd_rate(_xy(tau1, "lpips_alex"), _xy(tau0, "lpips_alex"))
@@ -113,6 +134,12 @@ def report(out: Path, sweep: dict, seeds: dict, steps: dict, latency: str, comma
         ["PSNR and LPIPS monotone in tau at every rate", "yes", "yes" if monotone else "no"],
     ]
     settings = sweep["settings"]
+    variant_rows, verdict = _variant_rows(sweep, variant, rate)
+    variant_text = (
+        _table(["module", *[f"tau={t:g}" for t in TAUS]], variant_rows) + "\n\n" + verdict
+        if variant is not None
+        else "Not run: pass `--variant1 DIR` with a module trained by `dpfusion train fusion --variant direct`."
+    )
     out = out.relative_to(ROOT)
     return (
         "\n\n".join(
@@ -132,6 +159,8 @@ def report(out: Path, sweep: dict, seeds: dict, steps: dict, latency: str, comma
                 _table(["rate", "PSNR dB", "LPIPS-alex"], seed_rows),
                 "## Quality against sampling steps (tau = 0)",
                 _table(["steps", "PSNR dB", "LPIPS-alex", "decode s / image"], step_rows),
+                "## Variant-1 ablation (PSNR dB / LPIPS-alex at rate " + f"{rate:g}" + ")",
+                variant_text,
                 "## Decode latency (`python benchmarks/decode_latency.py`, this machine, 2 CPU cores)",
                 "```text\n" + latency.strip() + "\n```",
                 "## Plots",
@@ -149,6 +178,7 @@ def main() -> None:
     parser.add_argument("--rates", default="0,1,2,3,4,5")
     parser.add_argument("--probe-rate", default="3", help="rate of the seed and step sweeps")
     parser.add_argument("--doc", default="docs/REPRODUCTION.md")
+    parser.add_argument("--variant1", help="folder of a Variant-1 fusion module for the default codec")
     args = parser.parse_args()
     out = ROOT / args.out
     common = [args.kodak, "-q"]
@@ -204,13 +234,33 @@ def main() -> None:
             "none",
         ]
     )
+    if args.variant1:
+        _run(
+            [
+                "eval",
+                *common,
+                "-o",
+                str(out / "variant1.json"),
+                "--fusion",
+                args.variant1,
+                "--rates",
+                args.probe_rate,
+                "--taus",
+                ",".join(f"{t:g}" for t in TAUS),
+                "--metrics",
+                "psnr,lpips_alex",
+                "--baselines",
+                "none",
+            ]
+        )
     _run(["plot", str(out / "sweep.json"), "-o", str(out / "plots")])
     _run(["plot", str(out / "steps.json"), "-o", str(out / "plots" / "steps")])
     latency = _latency(out)
     docs = [load_results(out / f"{name}.json") for name in ("sweep", "seeds", "steps")]
+    variant = load_results(out / "variant1.json") if args.variant1 else None
     command = "python benchmarks/reproduce.py " + " ".join(sys.argv[1:])
     with atomic_path(ROOT / args.doc) as tmp:
-        tmp.write_text(report(out, *docs, latency, command.strip()))
+        tmp.write_text(report(out, *docs, variant, latency, command.strip(), float(args.probe_rate)))
     print(json.dumps({"written": args.doc}))
 
 

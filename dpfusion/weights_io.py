@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +35,30 @@ def weights_files(path: str | Path, weights_name: str, config_name: str, what: s
         if not required.is_file():
             raise DPFusionError(f"{what} incomplete: {required} not found")
     return config_path, weights_path
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (torch's are often many), shortened."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def load_torch_file(path: Path) -> Any:
+    """``torch.load`` restricted to tensors and plain containers, every failure a one-line DPFusionError."""
+    if not path.is_file():
+        raise DPFusionError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # a pickle that is more than tensors, or not a pickle at all
+        text = str(exc)
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if found:
+            raise DPFusionError(
+                f"{path}: refused: holds a Python object ({found.group(1)}), not only tensors; "
+                "dpfusion loads weights only"
+            ) from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+        reason = one_line(detail.group(1) if detail else exc)
+        raise DPFusionError(f"{path}: not a loadable weights file (UnpicklingError: {reason})") from None
+    except Exception as exc:  # damaged or not a torch file
+        raise DPFusionError(f"{path}: not a loadable weights file ({type(exc).__name__}: {one_line(exc)})") from None

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from safetensors.torch import load_file
 from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.codecs.gain_hyperprior import GainMeanScaleHyperprior
 from dpfusion.errors import DPFusionError
+from dpfusion.weights_io import load_torch_file, one_line
 
 ZOO_ARCHITECTURES = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn")
 GAIN_ARCHITECTURE = "gain-hyperprior"
@@ -36,33 +35,6 @@ def hub_checkpoint_path(architecture: str, quality: int) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
 
 
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception's message on one line (torch's are often many), shortened."""
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _torch_load(path: Path) -> Any:
-    """``torch.load`` restricted to tensors and plain containers, every failure a one-line DPFusionError."""
-    if not path.is_file():
-        raise DPFusionError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:  # a pickle that is more than tensors, or not a pickle at all
-        text = str(exc)
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        if found:
-            raise DPFusionError(
-                f"{path}: refused: holds a Python object ({found.group(1)}), not only tensors; "
-                "dpfusion loads weights only"
-            ) from None
-        detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
-        reason = _one_line(detail.group(1) if detail else exc)
-        raise DPFusionError(f"{path}: not a loadable weights file (UnpicklingError: {reason})") from None
-    except Exception as exc:  # damaged or not a torch file
-        raise DPFusionError(f"{path}: not a loadable weights file ({type(exc).__name__}: {_one_line(exc)})") from None
-
-
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise DPFusionError(f"checkpoint not found: {path}")
@@ -71,9 +43,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except Exception as exc:  # damaged file
             raise DPFusionError(
-                f"{path}: not a loadable safetensors file ({type(exc).__name__}: {_one_line(exc)})"
+                f"{path}: not a loadable safetensors file ({type(exc).__name__}: {one_line(exc)})"
             ) from None
-    state = _torch_load(path)
+    state = load_torch_file(path)
     if isinstance(state, dict):
         for key in ("state_dict", "trainable", "model"):
             if isinstance(state.get(key), dict):
@@ -99,7 +71,7 @@ def _build_zoo(architecture: str, quality: int, checkpoint: Path | None) -> Code
     try:
         model = compressai_zoo.model_architectures[architecture].from_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as exc:
-        raise DPFusionError(f"{checkpoint}: weights do not fit {architecture} ({_one_line(exc)})") from None
+        raise DPFusionError(f"{checkpoint}: weights do not fit {architecture} ({one_line(exc)})") from None
     return CodecAdapter(model, architecture, quality)
 
 
@@ -124,7 +96,7 @@ def _build_gain(name: str, rate: float, checkpoint: Path, config: dict[str, Any]
     try:
         model.load_state_dict(_read_state_dict(checkpoint))
     except (RuntimeError, KeyError, ValueError) as exc:
-        raise DPFusionError(f"{checkpoint}: weights do not fit the gain-hyperprior config ({_one_line(exc)})") from None
+        raise DPFusionError(f"{checkpoint}: weights do not fit the gain-hyperprior config ({one_line(exc)})") from None
     return CodecAdapter(model.float(), name, rate)
 
 
@@ -134,7 +106,7 @@ def _training_checkpoint_config(checkpoint: Path) -> dict[str, Any]:
     if not beside.is_file():
         beside = checkpoint.with_name("config.json")
     if checkpoint.suffix != ".safetensors":
-        state = _torch_load(checkpoint)
+        state = load_torch_file(checkpoint)
         if isinstance(state, dict) and isinstance(state.get("stage"), str):
             try:
                 return json.loads(state["stage"])

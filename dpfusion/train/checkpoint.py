@@ -13,6 +13,7 @@ import torch
 
 from dpfusion.atomic import atomic_path
 from dpfusion.errors import DPFusionError
+from dpfusion.weights_io import load_torch_file
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -23,10 +24,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise DPFusionError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for damaged or unsafe files
-        raise DPFusionError(f"{path}: not a loadable dpfusion checkpoint ({type(exc).__name__})") from None
+    state = load_torch_file(Path(path))
+    if not isinstance(state, dict) or "step" not in state:
+        raise DPFusionError(f"{path}: not a dpfusion training checkpoint")
+    return state

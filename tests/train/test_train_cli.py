@@ -94,7 +94,7 @@ def test_fusion_exports_a_module_that_decodes(runs, tiny_image_factory, gain_che
     folder = runs["fusion"]
     assert (folder / "fusion.safetensors").is_file() and (folder / "fusion.json").is_file()
     config = json.loads((folder / "fusion.json").read_text())
-    assert config["fusion"] == {"latent_channels": 12, "channels": 8, "units": 1, "heads": 2}
+    assert config["fusion"] == {"latent_channels": 12, "channels": 8, "units": 1, "heads": 2, "sampling": "ddim"}
     assert config["schedule"]["num_train_steps"] == 50
     codec = _codec(runs)
     fusion, schedule = load_fusion(folder, codec)
