@@ -6,7 +6,10 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from dpfusion.api import Model, load
+from dpfusion.bitstream import DpfFile
 from dpfusion.errors import DPFusionError
+from dpfusion.pipeline import parse_for_decoding
 
 
 def read_bytes(path: str) -> bytes:
@@ -32,3 +35,12 @@ def unit_float(name: str) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def open_for_decoding(args: argparse.Namespace) -> tuple[bytes, DpfFile, Model]:
+    """Read and parse ``args.input`` and load the model it names (``--checkpoint``, ``--fusion``)."""
+    data = read_bytes(args.input)
+    file = parse_for_decoding(data)
+    if args.steps < 1:
+        raise DPFusionError(f"--steps must be >= 1, got {args.steps}")
+    return data, file, load(file.codec, file.quality, args.checkpoint, args.fusion)

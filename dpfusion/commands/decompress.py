@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dpfusion.api import DEFAULT_STEPS, load
-from dpfusion.commands.common import read_bytes, unit_float
+from dpfusion.api import DEFAULT_STEPS
+from dpfusion.commands.common import open_for_decoding, unit_float
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import TauSpec
 from dpfusion.imageio import load_image, save_png
-from dpfusion.pipeline import parse_for_decoding
 
 
 def tau_list(text: str) -> list[float]:
@@ -52,11 +51,7 @@ def _outputs(args: argparse.Namespace, count: int, labels: list[str]) -> list[Pa
 
 
 def run(args: argparse.Namespace) -> None:
-    data = read_bytes(args.input)
-    file = parse_for_decoding(data)
-    if args.steps < 1:
-        raise DPFusionError(f"--steps must be >= 1, got {args.steps}")
-    model = load(file.codec, file.quality, args.checkpoint, args.fusion)
+    data, file, model = open_for_decoding(args)
     taus: list[TauSpec]
     if args.tau_map:
         if args.tau is not None:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import torch
 
-from dpfusion.api import DEFAULT_STEPS, load
-from dpfusion.bitstream import unpack
-from dpfusion.commands.common import read_bytes
+from dpfusion.api import DEFAULT_STEPS
+from dpfusion.commands.common import open_for_decoding
 from dpfusion.commands.decompress import tau_list
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.grid import parse_crop, tau_grid
@@ -34,11 +33,7 @@ def _psnr(reference: torch.Tensor, image) -> float:
 
 
 def run_grid(args: argparse.Namespace) -> None:
-    data = read_bytes(args.input)
-    file = unpack(data)
-    if args.steps < 1:
-        raise DPFusionError(f"--steps must be >= 1, got {args.steps}")
-    model = load(file.codec, file.quality, args.checkpoint, args.fusion)
+    data, file, model = open_for_decoding(args)
     taus = args.tau if args.tau is not None else [1.0, 0.5, 0.0]
     started = time.perf_counter()
     images = model.decompress_many(data, taus, steps=args.steps, seed=args.seed)

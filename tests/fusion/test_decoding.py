@@ -13,17 +13,11 @@ from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import fuse_latents, tau_to_latent_grid
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import to_uint8
+from tests.conftest import TINY_ARCHITECTURES
 
 torch.set_num_threads(1)
 
-ARCHITECTURES = (
-    "bmshj2018-hyperprior",
-    "mbt2018-mean",
-    "mbt2018",
-    "cheng2020-anchor",
-    "cheng2020-attn",
-    "gain-hyperprior",
-)
+ARCHITECTURES = TINY_ARCHITECTURES
 SCHEDULE = NoiseSchedule(num_train_steps=100)
 
 
