@@ -26,6 +26,8 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 from dpfusion.atomic import atomic_path  # noqa: E402
 from dpfusion.cli import main as dpfusion  # noqa: E402
+from dpfusion.codecs.loading import DEFAULT_DIR  # noqa: E402
+from dpfusion.errors import DPFusionError  # noqa: E402
 from dpfusion.eval.results import load_results  # noqa: E402
 from dpfusion.metrics.bdrate import bd_quality, bd_rate  # noqa: E402
 
@@ -54,6 +56,23 @@ def _curve(doc: dict[str, Any], kind: str = "dpfusion", tau: float | None = None
 def _xy(curve: dict, metric: str) -> tuple[list[float], list[float]]:
     sign = -1.0 if metric.startswith(("lpips", "dists")) else 1.0
     return curve["results"]["bpp"], [sign * v for v in curve["results"][metric]]
+
+
+def _bd(fn, anchor: dict, test: dict, metric: str, unit: str) -> str:
+    """A Bjontegaard delta as text, or why it is undefined (e.g. quality ranges that do not overlap)."""
+    try:
+        return f"{fn(_xy(anchor, metric), _xy(test, metric)):+.2f}{unit}"
+    except DPFusionError as exc:
+        low = [f"{min(c['results'][metric]):.2f}-{max(c['results'][metric]):.2f}" for c in (anchor, test)]
+        return f"undefined ({exc}; {metric} {low[0]} vs {low[1]})"
+
+
+def _model_line() -> str:
+    manifest = json.loads((DEFAULT_DIR / "config.json").read_text())
+    return (
+        f"Model: `dpfusion-default` (weights fingerprint {manifest['fingerprint']}), base codec trained "
+        f"{manifest['base'].get('trained_steps', '?')} steps; see `docs/MODEL_CARD.md` for its training state."
+    )
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -87,11 +106,18 @@ def _variant_rows(sweep: dict, variant: dict | None, rate: float) -> tuple[list[
 
 
 def report(
-    out: Path, sweep: dict, seeds: dict, steps: dict, variant: dict | None, latency: str, command: str, rate: float
+    out: Path,
+    sweep: dict,
+    seeds: dict,
+    steps: dict,
+    variant: dict | None,
+    latency: str,
+    command: str,
+    probe_rate: float,
 ) -> str:
     tau0, tau1 = _curve(sweep, tau=0.0), _curve(sweep, tau=1.0)
     jpeg, webp = _curve(sweep, "jpeg"), _curve(sweep, "webp")
-    lpips_bd = bd_rate(_xy(tau1, "lpips_alex"), _xy(tau0, "lpips_alex"))
+    lpips_bd = _bd(bd_rate, tau1, tau0, "lpips_alex", "%")
     psnr_loss = [a - b for a, b in zip(tau1["results"]["psnr"], tau0["results"]["psnr"], strict=True)]
     rows = []
     for i, rate in enumerate(tau1["rates"]):
@@ -124,31 +150,32 @@ def report(
             [str(count), f"{c['psnr'][0]:.3f}", f"{c['lpips_alex'][0]:.4f}", f"{c['decoding_time'][0]:.2f}"]
         )
     claims = [
-        ["LPIPS BD-rate, tau=0 vs tau=1", "-61% (written +158.75%)", f"{lpips_bd:+.1f}%"],
+        ["LPIPS BD-rate, tau=0 vs tau=1", "-61% (written +158.75%)", lpips_bd],
         ["mean PSNR cost of tau=0", "about 1 dB", f"{sum(psnr_loss) / len(psnr_loss):.2f} dB"],
-        ["PSNR BD-rate, tau=1 vs JPEG (Pillow 4:2:0)", "-", f"{bd_rate(_xy(jpeg, 'psnr'), _xy(tau1, 'psnr')):+.1f}%"],
-        ["PSNR BD-rate, tau=1 vs WebP (Pillow)", "-", f"{bd_rate(_xy(webp, 'psnr'), _xy(tau1, 'psnr')):+.1f}%"],
-        ["BD-PSNR, tau=1 vs JPEG", "-", f"{bd_quality(_xy(jpeg, 'psnr'), _xy(tau1, 'psnr')):+.2f} dB"],
+        ["PSNR BD-rate, tau=1 vs JPEG (Pillow 4:2:0)", "-", _bd(bd_rate, jpeg, tau1, "psnr", "%")],
+        ["PSNR BD-rate, tau=1 vs WebP (Pillow)", "-", _bd(bd_rate, webp, tau1, "psnr", "%")],
+        ["BD-PSNR, tau=1 vs JPEG", "-", _bd(bd_quality, jpeg, tau1, "psnr", " dB")],
         ["PSNR and LPIPS monotone in tau at every rate", "yes", "yes" if monotone else "no"],
     ]
     settings = sweep["settings"]
-    variant_rows, verdict = _variant_rows(sweep, variant, rate)
+    variant_rows, verdict = _variant_rows(sweep, variant, probe_rate)
     variant_text = (
         _table(["module", *[f"tau={t:g}" for t in TAUS]], variant_rows) + "\n\n" + verdict
         if variant is not None
         else "Not run: pass `--variant1 DIR` with a module trained by `dpfusion train fusion --variant direct`."
     )
-    out = out.relative_to(ROOT)
+    shown = out.relative_to(ROOT)
     return (
         "\n\n".join(
             [
                 "# Reproduction on Kodak with the embedded default model",
                 f"Produced by `{command}` (rerunnable; sweeps resume from their journals). Raw results: "
-                f"`{out}/` (`sweep.json`, `seeds.json`, `steps.json`, per-curve CompressAI JSON, CSV), plots in "
-                f"`{out}/plots/`. Images: {len({row['image'] for row in sweep['per_image']})} Kodak PNGs; "
+                f"`{shown}/` (`sweep.json`, `seeds.json`, `steps.json`, per-curve CompressAI JSON, CSV), plots in "
+                f"`{shown}/plots/`. Images: {len({row['image'] for row in sweep['per_image']})} Kodak PNGs; "
                 f"real bitstreams, bpp from file sizes; {settings.get('steps')} DDIM steps; metrics "
                 f"{', '.join(m for m, info in sweep['metrics'].items() if info['available'])} "
                 "(psnr on RGB 8-bit, ms_ssim on RGB, lpips_alex = LPIPS v0.1 AlexNet).",
+                _model_line(),
                 "## Claims",
                 _table(["claim", "paper (Cheng2020, GPU-trained)", "measured here"], claims),
                 "## PSNR dB / LPIPS-alex by rate and tau (Kodak mean)",
@@ -158,7 +185,7 @@ def report(
                 _table(["rate", "PSNR dB", "LPIPS-alex"], seed_rows),
                 "## Quality against sampling steps (tau = 0)",
                 _table(["steps", "PSNR dB", "LPIPS-alex", "decode s / image"], step_rows),
-                "## Variant-1 ablation (PSNR dB / LPIPS-alex at rate " + f"{rate:g}" + ")",
+                f"## Variant-1 ablation (PSNR dB / LPIPS-alex at rate {probe_rate:g})",
                 variant_text,
                 "## Decode latency (`python benchmarks/decode_latency.py`, this machine, 2 CPU cores)",
                 "```text\n" + latency.strip() + "\n```",

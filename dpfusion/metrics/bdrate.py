@@ -40,7 +40,8 @@ def _delta(kind: str, anchor: Curve, test: Curve, method: str) -> float:
     except ValueError as exc:
         raise DPFusionError(f"{kind}: {exc}") from None
     if math.isnan(value):
-        raise DPFusionError(f"{kind}: the two curves' rate ranges do not overlap")
+        axis = "quality" if kind == "bd_rate" else "rate"  # BD-rate integrates over quality, BD-quality over rate
+        raise DPFusionError(f"{kind}: the two curves' {axis} ranges do not overlap")
     return value
 
 

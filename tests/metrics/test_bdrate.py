@@ -37,8 +37,10 @@ def test_known_shifts():
 
 def test_bad_curves_are_errors():
     curve = ([0.1, 0.2, 0.4], [30.0, 32.0, 34.0])
-    with pytest.raises(DPFusionError, match="bd_rate: the two curves' rate ranges do not overlap"):
+    with pytest.raises(DPFusionError, match="bd_rate: the two curves' quality ranges do not overlap"):
         bd_rate(curve, ([1, 2, 4], [40, 41, 42]))
+    with pytest.raises(DPFusionError, match="bd_psnr: the two curves' rate ranges do not overlap"):
+        bd_quality(curve, ([1, 2, 4], [31, 32, 33]))
     with pytest.raises(DPFusionError, match="bd_psnr: each curve needs at least two"):
         bd_quality(curve, ([0.1], [30.0]))
     with pytest.raises(DPFusionError, match="bd_rate: rates must be positive"):
