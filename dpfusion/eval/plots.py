@@ -56,6 +56,16 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
     return path
 
 
+def _decorate(ax: Any, xlabel: str, ylabel: str, title: str | None = None) -> None:
+    """The labels, grid and legend every figure here shares."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
 def _finite(values: Sequence[Any]) -> bool:
     return any(v is not None and math.isfinite(v) for v in values)
 
@@ -112,11 +122,7 @@ def rate_figure(doc: dict[str, Any], metric: str, steps: int | None = None) -> F
         xs, ys = _xy(curve, metric)
         if xs:
             ax.plot(xs, ys, linestyle="--", marker=".", color=f"C{index + 1}", label=curve["name"])
-    ax.set_xlabel("bits per pixel")
-    ax.set_ylabel(label(metric))
-    ax.set_title(f"rate vs {label(metric)}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _decorate(ax, "bits per pixel", label(metric), f"rate vs {label(metric)}")
     return fig
 
 
@@ -145,11 +151,7 @@ def tradeoff_figure(doc: dict[str, Any], perceptual: str, fidelity: str = "psnr"
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=f"C{index}", label=f"{bpp:.3f} bpp")
         for x, y, tau in points:
             ax.annotate(f"{tau:g}", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6)
-    ax.set_xlabel(label(perceptual))
-    ax.set_ylabel(label(fidelity))
-    ax.set_title("distortion vs perception (labels: tau)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _decorate(ax, label(perceptual), label(fidelity), "distortion vs perception (labels: tau)")
     return fig
 
 
@@ -162,11 +164,7 @@ def tau_figure(doc: dict[str, Any], metric: str, steps: int | None = None) -> Fi
         if points:
             bpp = items[0][1]["results"]["bpp"][items[0][2]]
             ax.plot(*zip(*points, strict=True), marker="o", color=f"C{index}", label=f"{bpp:.3f} bpp")
-    ax.set_xlabel("tau (0 = realism, 1 = base codec)")
-    ax.set_ylabel(label(metric))
-    ax.set_title(f"{label(metric)} against tau")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _decorate(ax, "tau (0 = realism, 1 = base codec)", label(metric), f"{label(metric)} against tau")
     return fig
 
 
@@ -188,10 +186,7 @@ def steps_figure(doc: dict[str, Any], metrics: Sequence[str]) -> Figure:
             if points:
                 ax.plot(*zip(*points, strict=True), marker="o", color=f"C{index}", label=f"rate {rate:g}")
         ax.set_xticks(sorted({c["steps"] for c in curves}))
-        ax.set_xlabel("sampling steps")
-        ax.set_ylabel(label(metric))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _decorate(ax, "sampling steps", label(metric))
     fig.suptitle(f"quality against sampling steps (tau = {tau:g})")
     return fig
 
