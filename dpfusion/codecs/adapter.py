@@ -109,9 +109,6 @@ class CodecAdapter:
         with torch.no_grad():
             return int(self.model.g_a(torch.zeros(1, 3, LATENT_STRIDE, LATENT_STRIDE)).shape[1])
 
-    def _rate_kwargs(self) -> dict[str, float]:
-        return {"rate": self.quality} if self.variable_rate else {}
-
     def latent_shape(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """The hyper-latent grid ``decompress`` expects; a function of the padded size."""
         return tuple(-(-side // LATENT_STRIDE) for side in image_size)
@@ -129,7 +126,7 @@ class CodecAdapter:
         """Entropy-code one image (1, 3, H, W) in [0, 1]."""
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise DPFusionError(f"expected one RGB image of shape (1, 3, H, W), got {tuple(x.shape)}")
-        out = self.model.compress(self.pad(x), **self._rate_kwargs())
+        out = self.model.compress(self.pad(x), **self.rate_kwargs(self.quality))
         strings = tuple(bytes(group[0]) for group in out["strings"])
         return Encoded(strings=strings, image_size=(int(x.shape[-2]), int(x.shape[-1])))
 
@@ -148,7 +145,7 @@ class CodecAdapter:
         strings = [[s] for s in encoded.strings]
         shape = self.latent_shape(encoded.image_size)
         with self._probing_synthesis() as probe:
-            self.model.decompress(strings, shape, **self._rate_kwargs())
+            self.model.decompress(strings, shape, **self.rate_kwargs(self.quality))
         if probe.latent is None:
             raise DPFusionError(f"codec {self.name!r} decompress never called g_s")
         return probe.latent
@@ -166,8 +163,8 @@ class CodecAdapter:
         finally:
             self.model.g_a = original
 
-    def rate_kwargs(self, rates: Tensor | None) -> dict[str, Tensor]:
-        """Per-sample rate indices for variable-rate codecs; fixed-rate codecs take none."""
+    def rate_kwargs(self, rates: Tensor | float | None) -> dict[str, Tensor | float]:
+        """The ``rate`` argument (one index or one per sample) for variable-rate codecs; fixed-rate codecs take none."""
         return {"rate": rates} if self.variable_rate and rates is not None else {}
 
     @torch.no_grad()
