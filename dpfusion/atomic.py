@@ -28,10 +28,12 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)
+    mode = 0o666 & ~umask
+    os.chmod(tmp_path, mode)
     try:
         yield tmp_path
         try:
+            os.chmod(tmp_path, mode)  # writers such as safetensors' save_file recreate the file as 0600
             os.replace(tmp_path, target)
         except OSError as exc:
             raise DPFusionError(f"cannot write {target}: {exc.strerror or exc}") from None

@@ -111,3 +111,11 @@ def test_permissions_follow_the_umask(tmp_path, umask, mask, mode) -> None:
         assert stat.S_IMODE(tmp.stat().st_mode) == mode
         tmp.write_bytes(b"x")
     assert stat.S_IMODE((tmp_path / "other.bin").stat().st_mode) == mode
+
+
+def test_permissions_survive_a_writer_that_recreates_the_file(tmp_path, umask) -> None:
+    umask(0o022)
+    with atomic_path(tmp_path / "weights.bin") as tmp:
+        tmp.unlink()
+        os.close(os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600))
+    assert stat.S_IMODE((tmp_path / "weights.bin").stat().st_mode) == 0o644
