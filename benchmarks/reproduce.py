@@ -63,8 +63,8 @@ def _bd(fn, anchor: dict, test: dict, metric: str, unit: str) -> str:
     try:
         return f"{fn(_xy(anchor, metric), _xy(test, metric)):+.2f}{unit}"
     except DPFusionError as exc:
-        low = [f"{min(c['results'][metric]):.2f}-{max(c['results'][metric]):.2f}" for c in (anchor, test)]
-        return f"undefined ({exc}; {metric} {low[0]} vs {low[1]})"
+        spans = [f"{min(c['results'][metric]):.2f}-{max(c['results'][metric]):.2f}" for c in (anchor, test)]
+        return f"undefined ({exc}; {metric} {spans[0]} vs {spans[1]})"
 
 
 def _model_line() -> str:
