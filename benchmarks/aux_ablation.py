@@ -1,10 +1,13 @@
-"""Stage-1 ablation: which loss terms should train the auxiliary encoder g_a'?
+"""Stage-1 ablation: which loss terms, with which weights, should train the auxiliary encoder g_a'?
 
     python benchmarks/aux_ablation.py [--codec-checkpoint runs/base/checkpoint.pt] [--steps 300]
+        [--configs 0:0,1:0,1:100]
 
-Trains g_a' from g_a under each loss (LPIPS alone, + rate, + rate + MSE) with the
-same seed and crops, then measures on Kodak images with real bitstreams: the aux
-latent's bpp, and PSNR / LPIPS-alex of g_s(Q(g_a'(x))), next to the base encoder.
+Trains g_a' from g_a under each loss (LPIPS + rate_weight * bpp + mse_weight * MSE) with the
+same seed and crops, then measures on Kodak images with real bitstreams: the aux latent's bpp,
+and PSNR / LPIPS-alex of g_s(Q(g_a'(x))), next to the base encoder. g_s(Q(g_a'(x))) is what
+tau = 0 is pulled towards by the fusion module's latent term, so the table gives its LPIPS
+BD-rate and PSNR loss against the base decode, both charged the base bitstream's bpp.
 """
 
 from __future__ import annotations
@@ -23,18 +26,29 @@ from dpfusion.codecs.loading import load_codec  # noqa: E402
 from dpfusion.imageio import load_image, to_tensor  # noqa: E402
 from dpfusion.losses import build_perceptual_loss  # noqa: E402
 from dpfusion.metrics import METRICS  # noqa: E402
+from dpfusion.metrics.bdrate import bd_rate  # noqa: E402
 from dpfusion.train.aux_stage import AuxEncoderStage  # noqa: E402
 from dpfusion.train.data import CropSampler  # noqa: E402
 from dpfusion.train.loop import TrainConfig, run_training  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CONFIGS = {"lpips": (0.0, 0.0), "lpips+rate": (1.0, 0.0), "lpips+rate+mse": (1.0, 100.0)}
 
 
-def evaluate(codec, analysis, images, rates) -> dict[str, float]:
-    bpp, psnr, lpips = [], [], []
+def parse_configs(text: str) -> dict[str, tuple[float, float]]:
+    """'1:100,1:10' -> {'lpips+1.0rate+100.0mse': (1.0, 100.0), ...}."""
+    configs = {}
+    for item in text.split(","):
+        rate_weight, mse_weight = (float(v) for v in item.split(":"))
+        configs[f"lpips+{rate_weight:g}rate+{mse_weight:g}mse"] = (rate_weight, mse_weight)
+    return configs
+
+
+def evaluate(codec, analysis, images, rates) -> dict[str, list[float]]:
+    """Per-rate means over the images."""
+    rows: dict[str, list[float]] = {"bpp": [], "psnr": [], "lpips_alex": []}
     for rate in rates:
         at_rate = codec.with_quality(rate)
+        bpp, psnr, lpips = [], [], []
         for image in images:
             x = to_tensor(image)
             with at_rate.swapped_analysis(analysis):
@@ -43,7 +57,9 @@ def evaluate(codec, analysis, images, rates) -> dict[str, float]:
             bpp.append(8 * sum(len(s) for s in encoded.strings) / (image.shape[0] * image.shape[1]))
             psnr.append(float(METRICS["psnr"](x_hat, x)[0]))
             lpips.append(float(METRICS["lpips_alex"](x_hat, x)[0]))
-    return {"bpp": float(np.mean(bpp)), "psnr": float(np.mean(psnr)), "lpips_alex": float(np.mean(lpips))}
+        for key, values in zip(rows, (bpp, psnr, lpips), strict=True):
+            rows[key].append(float(np.mean(values)))
+    return rows
 
 
 def main() -> None:
@@ -58,6 +74,7 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--configs", default="0:0,1:0,1:100", help="rate_weight:mse_weight pairs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -76,7 +93,7 @@ def main() -> None:
     )
     rows = {"base g_a": evaluate(codec, None, images, rates)}
     perceptual = build_perceptual_loss("lpips_alex")
-    for name, (rate_weight, mse_weight) in CONFIGS.items():
+    for name, (rate_weight, mse_weight) in parse_configs(args.configs).items():
         torch.manual_seed(0)
         stage = AuxEncoderStage(codec, perceptual, rate_weight, mse_weight)
         with tempfile.TemporaryDirectory() as out:
@@ -87,9 +104,15 @@ def main() -> None:
         f"Kodak {args.images}, rates {args.rates}, {args.steps} steps of {args.batch_size}x{args.crop}^2, "
         f"lr {args.lr}, codec {args.codec_checkpoint}"
     )
-    print(f"{'encoder':<24}{'bpp':>8}{'PSNR dB':>9}{'LPIPS-alex':>12}")
+    base = rows["base g_a"]
+    print(f"{'encoder':<28}{'bpp':>8}{'PSNR dB':>9}{'LPIPS-alex':>12}{'LPIPS BD-rate':>15}{'PSNR loss':>11}")
     for name, row in rows.items():
-        print(f"{name:<24}{row['bpp']:>8.4f}{row['psnr']:>9.2f}{row['lpips_alex']:>12.4f}")
+        bd = bd_rate((base["bpp"], [-v for v in base["lpips_alex"]]), (base["bpp"], [-v for v in row["lpips_alex"]]))
+        loss = np.mean(base["psnr"]) - np.mean(row["psnr"])
+        print(
+            f"{name:<28}{np.mean(row['bpp']):>8.4f}{np.mean(row['psnr']):>9.2f}{np.mean(row['lpips_alex']):>12.4f}"
+            f"{bd:>14.2f}%{loss:>10.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -174,8 +174,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = stages.add_parser("aux", help="stage 1: auxiliary encoder g_a' for a frozen codec")
     _add_common(p)
     _add_codec(p)
-    p.add_argument("--rate-weight", dest="rate_weight", type=float, default=1.0)
-    p.add_argument("--mse-weight", dest="mse_weight", type=float, default=100.0)
+    p.add_argument("--rate-weight", dest="rate_weight", type=float, default=0.0, help="weight of the aux latent's bpp")
+    p.add_argument("--mse-weight", dest="mse_weight", type=float, default=30.0, help="weight of the image MSE")
 
     p = stages.add_parser("fusion", help="stage 2: the latent fusion module (eq. 2)")
     _add_common(p)

@@ -27,7 +27,7 @@ def sample_rates(codec: CodecAdapter, batch: Tensor) -> Tensor | None:
 
 
 class AuxEncoderStage(TrainingStage):
-    def __init__(self, codec: CodecAdapter, perceptual: nn.Module, rate_weight: float = 1.0, mse_weight: float = 100.0):
+    def __init__(self, codec: CodecAdapter, perceptual: nn.Module, rate_weight: float = 0.0, mse_weight: float = 30.0):
         super().__init__()
         self.codec = codec
         self.base = codec.model
