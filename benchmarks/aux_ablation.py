@@ -35,7 +35,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def parse_configs(text: str) -> dict[str, tuple[float, float]]:
-    """'1:100,1:10' -> {'lpips+1.0rate+100.0mse': (1.0, 100.0), ...}."""
+    """'1:100,1:10' -> {'lpips+1rate+100mse': (1.0, 100.0), ...}."""
     configs = {}
     for item in text.split(","):
         rate_weight, mse_weight = (float(v) for v in item.split(":"))

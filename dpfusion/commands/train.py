@@ -25,7 +25,7 @@ from dpfusion.fusion.checkpoint import save_fusion
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.losses import PERCEPTUAL_LOSSES, build_perceptual_loss
-from dpfusion.train.aux_stage import AuxEncoderStage
+from dpfusion.train.aux_stage import MSE_WEIGHT, RATE_WEIGHT, AuxEncoderStage
 from dpfusion.train.base_stage import BaseCodecStage
 from dpfusion.train.data import CropSampler
 from dpfusion.train.export import (
@@ -36,7 +36,7 @@ from dpfusion.train.export import (
     final_weights,
     load_aux_encoder,
 )
-from dpfusion.train.fusion_stage import FusionStage, measure_latent_scale
+from dpfusion.train.fusion_stage import LATENT_WEIGHT, FusionStage, measure_latent_scale
 from dpfusion.train.loop import TrainConfig, run_training
 from dpfusion.weights_io import save_weights
 
@@ -174,8 +174,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = stages.add_parser("aux", help="stage 1: auxiliary encoder g_a' for a frozen codec")
     _add_common(p)
     _add_codec(p)
-    p.add_argument("--rate-weight", dest="rate_weight", type=float, default=0.0, help="weight of the aux latent's bpp")
-    p.add_argument("--mse-weight", dest="mse_weight", type=float, default=30.0, help="weight of the image MSE")
+    p.add_argument(
+        "--rate-weight", dest="rate_weight", type=float, default=RATE_WEIGHT, help="weight of the aux latent's bpp"
+    )
+    p.add_argument("--mse-weight", dest="mse_weight", type=float, default=MSE_WEIGHT, help="weight of the image MSE")
 
     p = stages.add_parser("fusion", help="stage 2: the latent fusion module (eq. 2)")
     _add_common(p)
@@ -185,7 +187,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--units", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--T", type=int, default=1000, help="diffusion training steps")
-    p.add_argument("--latent-weight", dest="latent_weight", type=float, default=0.1)
+    p.add_argument("--latent-weight", dest="latent_weight", type=float, default=LATENT_WEIGHT)
     p.add_argument(
         "--variant",
         choices=("ddim", "direct"),

@@ -26,8 +26,18 @@ def sample_rates(codec: CodecAdapter, batch: Tensor) -> Tensor | None:
     return torch.rand(batch.shape[0], device=batch.device) * (codec.model.num_rates - 1)
 
 
+RATE_WEIGHT = 0.0  # measured on the trained base: a rate term makes the target decode worse (docs/METHOD.md)
+MSE_WEIGHT = 30.0
+
+
 class AuxEncoderStage(TrainingStage):
-    def __init__(self, codec: CodecAdapter, perceptual: nn.Module, rate_weight: float = 0.0, mse_weight: float = 30.0):
+    def __init__(
+        self,
+        codec: CodecAdapter,
+        perceptual: nn.Module,
+        rate_weight: float = RATE_WEIGHT,
+        mse_weight: float = MSE_WEIGHT,
+    ):
         super().__init__()
         self.codec = codec
         self.base = codec.model

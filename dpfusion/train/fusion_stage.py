@@ -28,6 +28,9 @@ def measure_latent_scale(codec: CodecAdapter, batches: list[Tensor]) -> Tensor:
     return latents.transpose(0, 1).flatten(1).std(dim=1).clamp_min(1e-3)
 
 
+LATENT_WEIGHT = 0.1
+
+
 class FusionStage(TrainingStage):
     def __init__(
         self,
@@ -36,7 +39,7 @@ class FusionStage(TrainingStage):
         fusion: LatentFusion,
         schedule: NoiseSchedule,
         perceptual: nn.Module,
-        latent_weight: float = 0.1,
+        latent_weight: float = LATENT_WEIGHT,
     ):
         super().__init__()
         self.direct = fusion.config["sampling"] == "direct"
