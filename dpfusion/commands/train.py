@@ -17,11 +17,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from dpfusion.codecs.adapter import CodecAdapter
+from dpfusion.codecs.adapter import CodecAdapter, state_digest
 from dpfusion.codecs.gain_hyperprior import DEFAULT_LAMBDAS, GainMeanScaleHyperprior
 from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, load_codec
 from dpfusion.errors import DPFusionError
-from dpfusion.fusion.checkpoint import save_fusion
+from dpfusion.fusion.checkpoint import load_fusion, save_fusion
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.losses import PERCEPTUAL_LOSSES, build_perceptual_loss
@@ -96,6 +96,14 @@ def _run_aux(args: argparse.Namespace, config: TrainConfig, sampler: CropSampler
         save_weights(out, AUX_WEIGHTS, AUX_CONFIG, final_weights(state), stage.describe())
 
 
+def _initial_fusion(folder: str, codec: CodecAdapter, variant: str) -> tuple[LatentFusion, NoiseSchedule]:
+    """A trained module to fine-tune: it brings its size, latent scale and schedule, so training goes on from there."""
+    fusion, schedule = load_fusion(folder, codec)
+    if fusion.config["sampling"] != variant:
+        raise DPFusionError(f"--init {folder} is a {fusion.config['sampling']!r} module, not {variant!r}")
+    return fusion.train(), schedule
+
+
 def _run_fusion(args: argparse.Namespace, config: TrainConfig, sampler: CropSampler, out: Path) -> None:
     codec = _base_codec(args)
     if args.variant == "direct":
@@ -106,11 +114,16 @@ def _run_fusion(args: argparse.Namespace, config: TrainConfig, sampler: CropSamp
         raise DPFusionError("fusion training needs --aux (the folder written by `dpfusion train aux`)")
     else:
         aux = load_aux_encoder(args.aux, codec)
-    fusion = LatentFusion(codec.latent_channels, args.channels, args.units, args.heads, sampling=args.variant)
-    schedule = NoiseSchedule(num_train_steps=args.T)
-    probe = torch.Generator().manual_seed(config.seed)
-    fusion.latent_scale.copy_(measure_latent_scale(codec, [sampler.sample(8, probe) for _ in range(4)]))
-    stage = FusionStage(codec, aux, fusion, schedule, build_perceptual_loss(args.loss), args.latent_weight)
+    init = None
+    if args.init:
+        fusion, schedule = _initial_fusion(args.init, codec, args.variant)
+        init = {"folder": str(args.init), "weights": state_digest(fusion).hex()[:16]}
+    else:
+        fusion = LatentFusion(codec.latent_channels, args.channels, args.units, args.heads, sampling=args.variant)
+        schedule = NoiseSchedule(num_train_steps=args.T)
+        probe = torch.Generator().manual_seed(config.seed)
+        fusion.latent_scale.copy_(measure_latent_scale(codec, [sampler.sample(8, probe) for _ in range(4)]))
+    stage = FusionStage(codec, aux, fusion, schedule, build_perceptual_loss(args.loss), args.latent_weight, init)
     state = run_training(stage, sampler, config, out, resume=args.resume)
     if _is_main():
         fusion.load_state_dict(final_weights(state))
@@ -183,6 +196,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_common(p)
     _add_codec(p)
     p.add_argument("--aux", help="folder of the trained auxiliary encoder")
+    p.add_argument(
+        "--init",
+        help="fine-tune this trained fusion module (its size, latent scale and schedule replace"
+        " --channels/--units/--heads/--T); the optimizer starts fresh",
+    )
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--units", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)

@@ -40,6 +40,7 @@ class FusionStage(TrainingStage):
         schedule: NoiseSchedule,
         perceptual: nn.Module,
         latent_weight: float = LATENT_WEIGHT,
+        init: dict[str, str] | None = None,
     ):
         super().__init__()
         self.direct = fusion.config["sampling"] == "direct"
@@ -57,6 +58,7 @@ class FusionStage(TrainingStage):
         self.register_buffer("alphas", schedule.alphas_cumprod.float(), persistent=False)
         self.perceptual = perceptual
         self.latent_weight = latent_weight
+        self.init = init
 
     def train(self, mode: bool = True) -> FusionStage:
         """Only the fusion network trains; the codec and auxiliary encoder stay in eval mode."""
@@ -92,4 +94,5 @@ class FusionStage(TrainingStage):
             "fusion": self.fusion.describe(),
             "schedule": self.schedule.to_dict(),
             "latent_weight": self.latent_weight,
+            **({"init": self.init} if self.init else {}),
         }

@@ -221,3 +221,26 @@ def test_damaged_aux_folder_is_refused_in_one_line(runs, tmp_path):
     (folder / "aux.json").unlink()
     with pytest.raises(DPFusionError, match="not found"):
         load_aux_encoder(folder, codec)
+
+
+def test_fusion_init_fine_tunes_a_trained_module(runs, tmp_path, capsys):
+    base = [str(runs["data"]), *runs["codec_args"], "--loss", "mse", *FAST]
+    codec = _codec(runs)
+    start, _ = load_fusion(runs["fusion"], codec)
+    out = tmp_path / "tuned"
+    # A size flag that disagrees is overruled: the module brings its own shape, latent scale and schedule.
+    argv = [*base, "-o", str(out), "--aux", str(runs["aux"]), "--init", str(runs["fusion"]), "--channels", "16"]
+    _train("fusion", *argv, "--lr", "1e-9")
+    tuned, schedule = load_fusion(out, codec)
+    assert tuned.config == start.config and schedule.num_train_steps == 50
+    started, ended = start.state_dict(), tuned.state_dict()
+    assert torch.equal(started["latent_scale"], ended["latent_scale"])  # kept, not measured again
+    for key, value in started.items():  # a near-zero lr: still the weights it started from
+        torch.testing.assert_close(ended[key], value, rtol=0, atol=1e-6, msg=key)
+    stage = json.loads((out / "config.json").read_text())["stage"]
+    assert stage["init"] == {"folder": str(runs["fusion"]), "weights": state_digest(start).hex()[:16]}
+    direct = [*base, "-o", str(tmp_path / "v1"), "--variant", "direct", "--init", str(runs["fusion"])]
+    capsys.readouterr()
+    assert main(["train", "fusion", *direct]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dpfusion: error: --init") and "'ddim' module" in err and "\n" not in err
