@@ -20,8 +20,8 @@ import torch
 
 import dpfusion
 from dpfusion.codecs.adapter import LATENT_STRIDE
-from dpfusion.fusion.decoding import fuse_latents
-from dpfusion.imageio import load_image
+from dpfusion.fusion.decoding import fuse_latents, tau_to_latent_grid
+from dpfusion.imageio import load_image, to_tensor
 from dpfusion.losses import build_perceptual_loss
 from dpfusion.metrics import psnr
 
@@ -34,8 +34,7 @@ def _centre_crop(path: Path, size: int) -> torch.Tensor:
     if min(h, w) < size:
         raise SystemExit(f"{path}: {w}x{h} is smaller than --crop {size}")
     top, left = (h - size) // 2, (w - size) // 2
-    crop = np.ascontiguousarray(array[top : top + size, left : left + size])
-    return torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255.0
+    return to_tensor(array[top : top + size, left : left + size])
 
 
 def _optimised_latent(decoder, start, x, lpips, mse_weight: float, iters: int, lr: float):
@@ -75,8 +74,9 @@ def main() -> None:
     for number in (int(n) for n in args.images.split(",")):
         x = _centre_crop(Path(args.kodak) / f"kodim{number:02d}.png", args.crop)
         y_hat = codec.decode_latent(codec.encode(x))
+        tau0 = tau_to_latent_grid(0.0, size, tuple(y_hat.shape[2:]), LATENT_STRIDE)
         with torch.no_grad():
-            fused = fuse_latents(model.fusion, y_hat, [torch.zeros(1, 1, *y_hat.shape[2:])], model.schedule, 10, 0)
+            fused = fuse_latents(model.fusion, y_hat, [tau0], model.schedule, 10, 0)
         best = _optimised_latent(codec.model.g_s, y_hat, x, lpips, args.mse_weight, args.iters, args.lr)
         row = []
         with torch.no_grad():
