@@ -205,7 +205,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--units", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--T", type=int, default=1000, help="diffusion training steps")
-    p.add_argument("--latent-weight", dest="latent_weight", type=float, default=LATENT_WEIGHT)
+    p.add_argument(
+        "--latent-weight",
+        dest="latent_weight",
+        type=float,
+        default=LATENT_WEIGHT,
+        help=f"eq. 2's lambda, the pull towards the auxiliary latent (default {LATENT_WEIGHT})",
+    )
     p.add_argument(
         "--variant",
         choices=("ddim", "direct"),
