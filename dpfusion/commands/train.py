@@ -97,8 +97,12 @@ def _run_aux(args: argparse.Namespace, config: TrainConfig, sampler: CropSampler
 
 
 def _initial_fusion(folder: str, codec: CodecAdapter, variant: str) -> tuple[LatentFusion, NoiseSchedule]:
-    """A trained module to fine-tune: it brings its size, latent scale and schedule, so training goes on from there."""
-    fusion, schedule = load_fusion(folder, codec)
+    """A trained module to fine-tune: it brings its size, latent scale and schedule, so training goes on from there.
+
+    It may come from other weights of the same codec (an earlier snapshot of a base still in
+    training): adapting it costs far fewer steps than training a module from scratch.
+    """
+    fusion, schedule = load_fusion(folder, codec, any_base=True)
     if fusion.config["sampling"] != variant:
         raise DPFusionError(f"--init {folder} is a {fusion.config['sampling']!r} module, not {variant!r}")
     return fusion.train(), schedule
@@ -198,8 +202,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--aux", help="folder of the trained auxiliary encoder")
     p.add_argument(
         "--init",
-        help="fine-tune this trained fusion module (its size, latent scale and schedule replace"
-        " --channels/--units/--heads/--T); the optimizer starts fresh",
+        help="fine-tune this trained fusion module, also one trained for other weights of the codec (its size,"
+        " latent scale and schedule replace --channels/--units/--heads/--T); the optimizer starts fresh",
     )
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--units", type=int, default=2)

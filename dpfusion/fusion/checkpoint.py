@@ -44,8 +44,12 @@ def save_fusion(
     return save_weights(Path(folder), WEIGHTS_NAME, CONFIG_NAME, tensors, config)
 
 
-def load_fusion(path: str | Path, codec: CodecAdapter) -> tuple[LatentFusion, NoiseSchedule]:
-    """Load a fusion module for ``codec``; ``path`` is the folder or its ``fusion.safetensors``."""
+def load_fusion(path: str | Path, codec: CodecAdapter, any_base: bool = False) -> tuple[LatentFusion, NoiseSchedule]:
+    """Load a fusion module for ``codec``; ``path`` is the folder or its ``fusion.safetensors``.
+
+    ``any_base`` accepts a module trained for other weights with the same latent width: a start
+    for fine-tuning on a retrained codec, never a module to decode with.
+    """
     config_path, weights_path = weights_files(path, WEIGHTS_NAME, CONFIG_NAME, "fusion checkpoint")
     try:
         config = json.loads(config_path.read_text())
@@ -54,7 +58,13 @@ def load_fusion(path: str | Path, codec: CodecAdapter) -> tuple[LatentFusion, No
         schedule = NoiseSchedule(**config["schedule"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, DPFusionError) as exc:
         raise DPFusionError(f"{config_path}: not a fusion config ({exc})") from None
-    if expected != codec.fingerprint.hex():
+    if any_base:
+        if fusion.config["latent_channels"] != codec.latent_channels:
+            raise DPFusionError(
+                f"fusion module expects {fusion.config['latent_channels']} latent channels, "
+                f"{codec.name} has {codec.latent_channels}"
+            )
+    elif expected != codec.fingerprint.hex():
         raise DPFusionError(
             f"fusion module was trained for {config['base'].get('codec')} weights {expected}, "
             f"not for the loaded {codec.name} weights {codec.fingerprint.hex()}"

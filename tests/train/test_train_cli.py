@@ -36,14 +36,7 @@ def runs(shared_image_folder: Path) -> dict[str, Path]:
     root = shared_image_folder.parent
     data = str(shared_image_folder)
     _train("base", data, "-o", str(root / "base"), "--N", "8", "--M", "12", "--lambdas", "0.002", "0.01", "0.05", *FAST)
-    codec_args = [
-        "--model",
-        "gain-hyperprior",
-        "--quality",
-        "1",
-        "--codec-checkpoint",
-        str(root / "base" / "codec.safetensors"),
-    ]
+    codec_args = _gain_codec_args(root / "base")
     _train("aux", data, "-o", str(root / "aux"), *codec_args, "--loss", "mse", *FAST)
     _train(
         "fusion",
@@ -60,6 +53,10 @@ def runs(shared_image_folder: Path) -> dict[str, Path]:
     )
     return {"data": shared_image_folder, "base": root / "base", "aux": root / "aux", "fusion": root / "fusion",
             "codec_args": codec_args}  # fmt: skip
+
+
+def _gain_codec_args(base_run: Path) -> list[str]:
+    return ["--model", "gain-hyperprior", "--quality", "1", "--codec-checkpoint", str(base_run / "codec.safetensors")]
 
 
 def _codec(runs, quality: float = 1.0):
@@ -244,3 +241,32 @@ def test_fusion_init_fine_tunes_a_trained_module(runs, tmp_path, capsys):
     assert main(["train", "fusion", *direct]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("dpfusion: error: --init") and "'ddim' module" in err and "\n" not in err
+
+
+def test_fusion_init_carries_a_module_to_retrained_codec_weights(runs, tmp_path, capsys):
+    data = str(runs["data"])
+    other = tmp_path / "base2"  # same architecture and latent width, other weights
+    _train("base", data, "-o", str(other), "--N", "8", "--M", "12", "--lambdas", "0.002", "0.01", "--seed", "1", *FAST)
+    other_args = _gain_codec_args(other)
+    _train("aux", data, "-o", str(tmp_path / "aux2"), *other_args, "--loss", "mse", *FAST)
+    codec, other_codec = _codec(runs), load_codec("gain-hyperprior", 1.0, checkpoint=other / "codec.safetensors")
+    assert codec.fingerprint != other_codec.fingerprint
+    with pytest.raises(DPFusionError, match="trained for"):  # decoding with it is still refused
+        load_fusion(runs["fusion"], other_codec)
+    out = tmp_path / "carried"
+    argv = [data, *other_args, "--aux", str(tmp_path / "aux2"), "--loss", "mse", *FAST, "--init", str(runs["fusion"])]
+    _train("fusion", *argv, "-o", str(out), "--lr", "1e-9")
+    start, _ = load_fusion(runs["fusion"], codec)
+    carried, _ = load_fusion(out, other_codec)  # now a module for the new weights
+    torch.testing.assert_close(carried.state_dict(), start.state_dict(), rtol=0, atol=1e-6)
+    with pytest.raises(DPFusionError, match="trained for"):
+        load_fusion(out, codec)
+    wider = tmp_path / "base3"
+    _train("base", data, "-o", str(wider), "--N", "8", "--M", "16", "--lambdas", "0.002", "0.01", *FAST)
+    wider_args = _gain_codec_args(wider)
+    _train("aux", data, "-o", str(tmp_path / "aux3"), *wider_args, "--loss", "mse", *FAST)
+    capsys.readouterr()
+    argv = [data, *wider_args, "--aux", str(tmp_path / "aux3"), "--loss", "mse", *FAST, "--init", str(runs["fusion"])]
+    assert main(["train", "fusion", *argv, "-o", str(tmp_path / "wider")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "dpfusion: error: fusion module expects 12 latent channels, gain-hyperprior has 16"
