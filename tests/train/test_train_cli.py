@@ -59,8 +59,12 @@ def _gain_codec_args(base_run: Path) -> list[str]:
     return ["--model", "gain-hyperprior", "--quality", "1", "--codec-checkpoint", str(base_run / "codec.safetensors")]
 
 
+def _gain_codec(base_run: Path, quality: float = 1.0):
+    return load_codec("gain-hyperprior", quality, checkpoint=base_run / "codec.safetensors")
+
+
 def _codec(runs, quality: float = 1.0):
-    return load_codec("gain-hyperprior", quality, checkpoint=runs["base"] / "codec.safetensors")
+    return _gain_codec(runs["base"], quality)
 
 
 def test_base_exports_a_loadable_codec(runs, tiny_image_factory):
@@ -249,7 +253,7 @@ def test_fusion_init_carries_a_module_to_retrained_codec_weights(runs, tmp_path,
     _train("base", data, "-o", str(other), "--N", "8", "--M", "12", "--lambdas", "0.002", "0.01", "--seed", "1", *FAST)
     other_args = _gain_codec_args(other)
     _train("aux", data, "-o", str(tmp_path / "aux2"), *other_args, "--loss", "mse", *FAST)
-    codec, other_codec = _codec(runs), load_codec("gain-hyperprior", 1.0, checkpoint=other / "codec.safetensors")
+    codec, other_codec = _codec(runs), _gain_codec(other)
     assert codec.fingerprint != other_codec.fingerprint
     with pytest.raises(DPFusionError, match="trained for"):  # decoding with it is still refused
         load_fusion(runs["fusion"], other_codec)
