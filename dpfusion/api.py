@@ -13,7 +13,7 @@ from dpfusion.codecs.adapter import LATENT_STRIDE, CodecAdapter, Encoded
 from dpfusion.codecs.loading import DEFAULT_NAME, load_codec
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion
-from dpfusion.fusion.decoding import TauSpec, fuse_latents, tau_to_latent_grid
+from dpfusion.fusion.decoding import TauSpec, fuse_latents, synthesize_fused, tau_to_latent_grid
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import load_image, to_uint8
@@ -54,7 +54,10 @@ class Model:
             latents = y_hat.repeat(len(taus), 1, 1, 1)
         else:
             latents = fuse_latents(self.fusion, y_hat, grids, self.schedule, steps, seed)
-        return [to_uint8(codec.synthesize(latent[None], encoded.image_size)) for latent in latents]
+        return [
+            to_uint8(synthesize_fused(codec, self.fusion, latent[None], grid, encoded.image_size))
+            for latent, grid in zip(latents, grids, strict=True)
+        ]
 
     def decompress(self, data: bytes, tau: TauSpec = 1.0, steps: int = DEFAULT_STEPS, seed: int = 0) -> np.ndarray:
         """Decode at one tau: 1 is the base codec bit for bit, 0 the most realistic."""

@@ -24,6 +24,7 @@ from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion, save_fusion
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
+from dpfusion.fusion.synthesis_adapter import SynthesisAdapter
 from dpfusion.losses import PERCEPTUAL_LOSSES, build_perceptual_loss
 from dpfusion.train.aux_stage import MSE_WEIGHT, RATE_WEIGHT, AuxEncoderStage
 from dpfusion.train.base_stage import BaseCodecStage
@@ -108,6 +109,20 @@ def _initial_fusion(folder: str, codec: CodecAdapter, variant: str) -> tuple[Lat
     return fusion.train(), schedule
 
 
+def _add_adapter(fusion: LatentFusion, codec: CodecAdapter, hidden: int) -> None:
+    """Attach new synthesis-adapter blocks, unless the (``--init``) module already has blocks of that size."""
+    if hidden < 0:
+        raise DPFusionError(f"--adapter must be 0 (none) or a positive width, got {hidden}")
+    if fusion.adapter is not None:
+        if hidden not in (0, fusion.adapter.config["hidden"]):
+            raise DPFusionError(
+                f"the --init module already has a synthesis adapter of width {fusion.adapter.config['hidden']}"
+            )
+        return
+    if hidden:
+        fusion.attach_adapter(SynthesisAdapter.for_synthesis(codec.model.g_s, codec.latent_channels, hidden))
+
+
 def _run_fusion(args: argparse.Namespace, config: TrainConfig, sampler: CropSampler, out: Path) -> None:
     codec = _base_codec(args)
     if args.variant == "direct":
@@ -127,7 +142,10 @@ def _run_fusion(args: argparse.Namespace, config: TrainConfig, sampler: CropSamp
         schedule = NoiseSchedule(num_train_steps=args.T)
         probe = torch.Generator().manual_seed(config.seed)
         fusion.latent_scale.copy_(measure_latent_scale(codec, [sampler.sample(8, probe) for _ in range(4)]))
-    stage = FusionStage(codec, aux, fusion, schedule, build_perceptual_loss(args.loss), args.latent_weight, init)
+    _add_adapter(fusion, codec, args.adapter)
+    stage = FusionStage(
+        codec, aux, fusion, schedule, build_perceptual_loss(args.loss), args.latent_weight, init, args.image_mse_weight
+    )
     state = run_training(stage, sampler, config, out, resume=args.resume)
     if _is_main():
         fusion.load_state_dict(final_weights(state))
@@ -215,6 +233,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=LATENT_WEIGHT,
         help=f"eq. 2's lambda, the pull towards the auxiliary latent (default {LATENT_WEIGHT})",
+    )
+    p.add_argument(
+        "--adapter",
+        type=int,
+        default=0,
+        help="width of residual blocks inside g_s, faded in as tau falls (beyond the paper; 0: none, the paper's"
+        " fixed g_s)",
+    )
+    p.add_argument(
+        "--image-mse-weight",
+        dest="image_mse_weight",
+        type=float,
+        default=0.0,
+        help="weight of the image MSE in the loss (keeps the PSNR cost of an adapter in check)",
     )
     p.add_argument(
         "--variant",

@@ -58,17 +58,18 @@ def load_fusion(path: str | Path, codec: CodecAdapter, any_base: bool = False) -
         schedule = NoiseSchedule(**config["schedule"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, DPFusionError) as exc:
         raise DPFusionError(f"{config_path}: not a fusion config ({exc})") from None
-    if any_base:
-        if fusion.config["latent_channels"] != codec.latent_channels:
-            raise DPFusionError(
-                f"fusion module expects {fusion.config['latent_channels']} latent channels, "
-                f"{codec.name} has {codec.latent_channels}"
-            )
-    elif expected != codec.fingerprint.hex():
+    if any_base and fusion.config["latent_channels"] != codec.latent_channels:
+        raise DPFusionError(
+            f"fusion module expects {fusion.config['latent_channels']} latent channels, "
+            f"{codec.name} has {codec.latent_channels}"
+        )
+    if not any_base and expected != codec.fingerprint.hex():
         raise DPFusionError(
             f"fusion module was trained for {config['base'].get('codec')} weights {expected}, "
             f"not for the loaded {codec.name} weights {codec.fingerprint.hex()}"
         )
+    if fusion.adapter is not None:
+        fusion.adapter.check(codec.model.g_s, codec.latent_channels)
     try:
         state = {k: v.float() for k, v in load_file(str(weights_path)).items()}
         fusion.load_state_dict(state)

@@ -10,10 +10,12 @@ import torch.nn.functional as F
 from compressai.ops import compute_padding
 from torch import Tensor
 
+from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.sampler import TauDDIMSampler
 from dpfusion.fusion.schedule import NoiseSchedule
+from dpfusion.fusion.synthesis_adapter import adapter_strength
 
 TauSpec = float | np.ndarray
 
@@ -83,3 +85,18 @@ def fuse_latents(
         fused_n = TauDDIMSampler(schedule, steps).sample(denoise, noise.contiguous(), y_hat_n, tau)
     out[active] = y_hat + fusion.scale * (fused_n - y_hat_n)
     return out
+
+
+@torch.no_grad()
+def synthesize_fused(
+    codec: CodecAdapter, fusion: LatentFusion | None, latent: Tensor, tau: Tensor, image_size: tuple[int, int]
+) -> Tensor:
+    """Image (1, 3, H, W) of one fused latent (1, C, h, w) and its tau grid.
+
+    ``codec.synthesize`` at tau = 1 or without a synthesis adapter, so tau = 1 stays the base
+    codec bit for bit; the adapted ``g_s`` otherwise.
+    """
+    if fusion is None or fusion.adapter is None or bool(torch.all(tau == 1.0)):
+        return codec.synthesize(latent, image_size)
+    image = fusion.adapter(codec.model.g_s, latent, adapter_strength(tau))
+    return codec.crop(image.clamp_(0, 1), image_size)

@@ -9,7 +9,8 @@ every sampling step reuses it.
 Latents are divided by a per-channel scale (measured on training latents) so
 that unit-variance diffusion noise means the same thing for every codec; the
 output is a residual on ``y_hat`` and starts at zero, so an untrained module
-returns ``y_hat``.
+returns ``y_hat``. An optional ``SynthesisAdapter`` (blocks inside ``g_s``) is part of the
+module: trained with it, saved with it, applied by the decoder when tau < 1.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from dpfusion.fusion.synthesis_adapter import SynthesisAdapter
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
@@ -101,7 +104,13 @@ class LatentFusion(nn.Module):
     """Predicts a decodable latent from a noisy one, conditioned on the codec's ``y_hat``."""
 
     def __init__(
-        self, latent_channels: int, channels: int = 64, units: int = 2, heads: int = 4, sampling: str = "ddim"
+        self,
+        latent_channels: int,
+        channels: int = 64,
+        units: int = 2,
+        heads: int = 4,
+        sampling: str = "ddim",
+        adapter: dict[str, Any] | None = None,
     ):
         super().__init__()
         if sampling not in SAMPLING_MODES:
@@ -125,6 +134,14 @@ class LatentFusion(nn.Module):
         self.out = nn.Conv2d(channels, latent_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self.adapter: SynthesisAdapter | None = None
+        if adapter is not None:
+            self.attach_adapter(SynthesisAdapter(**adapter))
+
+    def attach_adapter(self, adapter: SynthesisAdapter) -> None:
+        """Give the module blocks inside ``g_s`` (beyond the paper); they travel in its weights and config."""
+        self.adapter = adapter
+        self.config["adapter"] = adapter.describe()
 
     @property
     def scale(self) -> Tensor:

@@ -4,6 +4,8 @@ For a crop x: ``y_hat`` is the codec's quantised latent, ``y_bar`` the auxiliary
 encoder's. With t ~ U{0..T-1} and ``y_t = sqrt(a_t) y_hat + sqrt(1 - a_t) eps``
 (in normalised units), the loss is
 ``latent_weight * ||y_bar - D(y_t, y_hat, t/T)||^2 + L_perc(x, g_s(D(...)))``.
+With a synthesis adapter (beyond the paper) ``g_s`` runs with its blocks at full
+strength (tau = 0), and ``image_mse_weight * ||x - x_rec||^2`` keeps the PSNR cost in check.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class FusionStage(TrainingStage):
         perceptual: nn.Module,
         latent_weight: float = LATENT_WEIGHT,
         init: dict[str, str] | None = None,
+        image_mse_weight: float = 0.0,
     ):
         super().__init__()
         self.direct = fusion.config["sampling"] == "direct"
@@ -62,6 +65,7 @@ class FusionStage(TrainingStage):
         self.register_buffer("alphas", schedule.alphas_cumprod.float(), persistent=False)
         self.perceptual = perceptual
         self.latent_weight = latent_weight
+        self.image_mse_weight = image_mse_weight
         self.init = init
 
     def train(self, mode: bool = True) -> FusionStage:
@@ -86,10 +90,14 @@ class FusionStage(TrainingStage):
             y_t = alpha.sqrt() * y_hat_n + (1 - alpha).sqrt() * torch.randn_like(y_hat_n)
             pred_n = self.fusion(y_t, y_hat_n, t.float() / self.schedule.num_train_steps)
             latent_loss = (pred_n - y_bar_n).pow(2).mean()
-        x_rec = self.base.g_s(y_hat + self.fusion.scale * (pred_n - y_hat_n))
+        fused = y_hat + self.fusion.scale * (pred_n - y_hat_n)
+        adapter = self.fusion.adapter
+        x_rec = self.base.g_s(fused) if adapter is None else adapter(self.base.g_s, fused, 1.0)
         perc = self.perceptual(x_rec, batch)
-        loss = self.latent_weight * latent_loss + perc
-        return loss, {"latent_mse": latent_loss.detach(), "perceptual": perc.detach()}
+        image_mse = (x_rec - batch).pow(2).mean()
+        loss = self.latent_weight * latent_loss + perc + self.image_mse_weight * image_mse
+        logs = {"latent_mse": latent_loss.detach(), "perceptual": perc.detach(), "image_mse": image_mse.detach()}
+        return loss, logs
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -98,5 +106,6 @@ class FusionStage(TrainingStage):
             "fusion": self.fusion.describe(),
             "schedule": self.schedule.to_dict(),
             "latent_weight": self.latent_weight,
+            "image_mse_weight": self.image_mse_weight,
             **({"init": self.init} if self.init else {}),
         }

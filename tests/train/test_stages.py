@@ -10,6 +10,7 @@ from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import fuse_latents
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
+from dpfusion.fusion.synthesis_adapter import SynthesisAdapter
 from dpfusion.losses import build_perceptual_loss
 from dpfusion.train.aux_stage import AuxEncoderStage, sample_rates
 from dpfusion.train.base_stage import QUANTILE_LR_SCALE, BaseCodecStage
@@ -52,7 +53,7 @@ def test_fusion_stage_gradients_reach_only_the_fusion_module(fusion_stage_factor
     stage.train()
     loss, logs = stage(crop_sampler.sample(2, torch.Generator().manual_seed(0)))
     loss.backward()
-    assert set(logs) == {"latent_mse", "perceptual"}
+    assert set(logs) == {"latent_mse", "perceptual", "image_mse"}
     assert stage.fusion.out.weight.grad is not None and stage.fusion.out.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in stage.base.parameters())
     assert all(p.grad is None for p in stage.aux.parameters())
@@ -80,6 +81,35 @@ def test_fusion_loss_is_equation_2_at_initialisation(fusion_stage_factory, crop_
     torch.testing.assert_close(logs["latent_mse"], latent, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(logs["perceptual"], perceptual, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(loss.detach(), 0.3 * latent + perceptual, rtol=1e-5, atol=1e-7)
+
+
+def test_fusion_stage_trains_synthesis_blocks_at_full_strength(fusion_stage_factory, crop_sampler):
+    """With blocks in g_s the image is the adapted g_s at tau = 0, and the image MSE joins the loss."""
+    stage = fusion_stage_factory(latent_weight=0.3)
+    codec, fusion = stage.codec, stage.fusion
+    fusion.attach_adapter(SynthesisAdapter.for_synthesis(codec.model.g_s, codec.latent_channels, hidden=4))
+    with torch.no_grad():
+        for block in fusion.adapter.blocks:
+            block.outer.weight.normal_(0, 0.3)
+    stage = FusionStage(codec, stage.aux, fusion, stage.schedule, build_perceptual_loss("mse"), 0.3,
+                        image_mse_weight=2.0)  # fmt: skip
+    stage.train()
+    batch = crop_sampler.sample(2, torch.Generator().manual_seed(5))
+    torch.manual_seed(77)
+    loss, logs = stage(batch)
+    torch.manual_seed(77)
+    rates = sample_rates(codec, batch)
+    with torch.no_grad():
+        y_hat = codec.training_latent(batch, rates)
+        adapted = (fusion.adapter(codec.model.g_s, y_hat, 1.0) - batch).pow(2).mean()
+        plain = (codec.model.g_s(y_hat) - batch).pow(2).mean()
+    assert abs(float(adapted - plain)) > 1e-4  # the blocks change the image the loss sees
+    torch.testing.assert_close(logs["image_mse"], adapted, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(loss.detach(), 0.3 * logs["latent_mse"] + 3.0 * adapted, rtol=1e-5, atol=1e-7)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fusion.adapter.parameters())
+    assert all(p.grad is None for p in codec.model.parameters())
+    assert stage.describe()["image_mse_weight"] == 2.0 and "adapter" in stage.describe()["fusion"]
 
 
 def test_measured_latent_scale(tiny_gain_codec, crop_sampler):

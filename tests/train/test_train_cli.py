@@ -133,6 +133,31 @@ def test_fusion_resume_and_refusal_to_overwrite(runs, tmp_path, capsys):
         assert torch.equal(value, resumed_state[key]), key
 
 
+def test_fusion_with_synthesis_blocks_exports_and_fine_tunes(runs, tmp_path, tiny_image_factory, capsys):
+    base = [str(runs["data"]), *runs["codec_args"], "--aux", str(runs["aux"]), "--loss", "mse", *FAST]
+    _train("fusion", base[0], "-o", str(tmp_path / "a"), *base[1:], *FUSION_SIZE, "--adapter", "4",
+           "--image-mse-weight", "2")  # fmt: skip
+    config = json.loads((tmp_path / "a" / "fusion.json").read_text())
+    assert config["fusion"]["adapter"] == {"positions": [1, 3, 5], "widths": [8, 8, 8], "hidden": 4}
+    codec = _codec(runs)
+    fusion, schedule = load_fusion(tmp_path / "a", codec)
+    assert any(b.outer.weight.abs().sum() > 0 for b in fusion.adapter.blocks)  # trained away from zero
+    model = Model(codec, fusion, schedule)
+    data = model.compress(tiny_image_factory(40, 56, seed=2))
+    np.testing.assert_array_equal(model.decompress(data, tau=1.0), pipeline.decode_base(data, codec=codec).image)
+    # Blocks are added to a module trained without them; a module that has them keeps their size.
+    _train("fusion", base[0], "-o", str(tmp_path / "b"), *base[1:], "--init", str(runs["fusion"]), "--adapter", "4")
+    assert json.loads((tmp_path / "b" / "fusion.json").read_text())["fusion"]["adapter"]["hidden"] == 4
+    _train("fusion", base[0], "-o", str(tmp_path / "c"), *base[1:], "--init", str(tmp_path / "a"))
+    assert json.loads((tmp_path / "c" / "fusion.json").read_text())["fusion"]["adapter"]["hidden"] == 4
+    capsys.readouterr()
+    for flags, fragment in [(["--init", str(tmp_path / "a"), "--adapter", "8"], "already has a synthesis adapter"),
+                            (["--adapter", "-1"], "--adapter must be 0")]:  # fmt: skip
+        assert main(["train", "fusion", base[0], "-o", str(tmp_path / "d"), *base[1:], *flags]) == 1
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("dpfusion: error:") and fragment in err
+
+
 def test_fusion_refuses_an_aux_encoder_of_other_weights(runs, tmp_path, capsys, gain_checkpoint_factory):
     other_args = ["--model", "gain-hyperprior", "--quality", "1", "--codec-checkpoint", str(gain_checkpoint_factory(1))]
     argv = [str(runs["data"]), "-o", str(tmp_path / "f"), *other_args, "--aux", str(runs["aux"]), "--loss", "mse"]

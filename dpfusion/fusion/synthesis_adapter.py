@@ -1,0 +1,103 @@
+"""Residual convolutions inside the frozen synthesis transform, faded in as tau falls.
+
+The paper changes only the latent: ``g_s`` stays the MSE-trained decoder, whose smooth
+textures cap how far LPIPS can fall. This goes beyond it: a small residual block after
+the last layer at each intermediate resolution of ``g_s`` adds
+``(1 - tau)^2 * A_i(h)``. At tau = 1 the blocks are skipped, so the base codec is kept
+bit for bit; a tau map fades them per region (resized to each block's resolution).
+``g_s`` itself is never modified.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dpfusion.errors import DPFusionError
+
+
+def adapter_strength(tau: Tensor) -> Tensor:
+    """Squared, like the sampler's ``1 - tau^2`` weights are for the latent: the blocks' share falls
+    fast as tau leaves 0, so a tau just above 0 never beats tau = 0 in LPIPS (measured, docs/METHOD.md)."""
+    return (1.0 - tau) ** 2
+
+
+def adapter_positions(g_s: nn.Module, latent_channels: int) -> tuple[list[int], list[int]]:
+    """Indices of ``g_s``'s children that end an intermediate resolution, and their channel counts.
+
+    A child ends a resolution when the next child changes the spatial size; the last child
+    (the image) is never one. Found by running a small zero latent through the children.
+    """
+    if not isinstance(g_s, nn.Sequential):
+        raise DPFusionError(f"a synthesis adapter needs g_s to be an nn.Sequential, not {type(g_s).__name__}")
+    children = list(g_s)
+    with torch.no_grad():
+        h = torch.zeros(1, latent_channels, 4, 4)
+        shapes = []
+        for child in children:
+            h = child(h)
+            shapes.append(tuple(h.shape[1:]))
+    positions = [i for i in range(len(children) - 1) if shapes[i + 1][1:] != shapes[i][1:]]
+    if not positions:
+        raise DPFusionError("g_s has no intermediate resolution to adapt")
+    return positions, [shapes[i][0] for i in positions]
+
+
+class _Block(nn.Module):
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.inner = nn.Conv2d(channels, hidden, 3, padding=1)
+        self.outer = nn.Conv2d(hidden, channels, 3, padding=1)
+        nn.init.zeros_(self.outer.weight)
+        nn.init.zeros_(self.outer.bias)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.outer(F.leaky_relu(self.inner(h), 0.2))
+
+
+class SynthesisAdapter(nn.Module):
+    """One residual block per intermediate resolution of a Sequential ``g_s``; starts as the identity."""
+
+    def __init__(self, positions: list[int], widths: list[int], hidden: int):
+        super().__init__()
+        if len(positions) != len(widths) or not positions:
+            raise ValueError("positions and widths must be non-empty and of the same length")
+        if hidden < 1:
+            raise ValueError(f"hidden must be positive, got {hidden}")
+        self.config = {"positions": list(positions), "widths": list(widths), "hidden": hidden}
+        self.blocks = nn.ModuleList(_Block(width, hidden) for width in widths)
+
+    @classmethod
+    def for_synthesis(cls, g_s: nn.Module, latent_channels: int, hidden: int) -> SynthesisAdapter:
+        return cls(*adapter_positions(g_s, latent_channels), hidden)
+
+    def check(self, g_s: nn.Module, latent_channels: int) -> None:
+        """Refuse a ``g_s`` whose resolutions or widths differ from the ones this adapter was built for."""
+        positions, widths = adapter_positions(g_s, latent_channels)
+        if positions != self.config["positions"] or widths != self.config["widths"]:
+            raise DPFusionError(
+                f"synthesis adapter was built for layers {self.config['positions']} of widths "
+                f"{self.config['widths']}, this g_s has {positions} of widths {widths}"
+            )
+
+    def forward(self, g_s: nn.Sequential, latent: Tensor, strength: Tensor | float) -> Tensor:
+        """``g_s(latent)`` with each block's output added at ``strength`` (a number or a (B, 1, h, w) map)."""
+        blocks = dict(zip(self.config["positions"], self.blocks, strict=True))
+        h = latent
+        for index, child in enumerate(g_s):
+            h = child(h)
+            if index in blocks:
+                h = h + _resized(strength, h) * blocks[index](h)
+        return h
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.config)
+
+
+def _resized(strength: Tensor | float, h: Tensor) -> Tensor | float:
+    if not torch.is_tensor(strength) or strength.shape[-2:] in ((1, 1), h.shape[-2:]):
+        return strength
+    return F.interpolate(strength, size=h.shape[-2:], mode="bilinear", align_corners=False)
