@@ -16,7 +16,7 @@ import copy
 import functools
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -186,9 +186,12 @@ class CodecAdapter:
         return probe.latent
 
     @torch.no_grad()
-    def synthesize(self, latent: Tensor, image_size: tuple[int, int]) -> Tensor:
-        """Decode latents (B, C, h, w) with the fixed ``g_s``; crop to ``image_size``, clamp to [0, 1]."""
-        return self.crop(self.model.g_s(latent).clamp_(0, 1), image_size)
+    def synthesize(
+        self, latent: Tensor, image_size: tuple[int, int], synthesis: Callable[[Tensor], Tensor] | None = None
+    ) -> Tensor:
+        """Decode latents (B, C, h, w) with the fixed ``g_s`` (or ``synthesis``, a decoder built around it);
+        crop to ``image_size``, clamp to [0, 1]."""
+        return self.crop((synthesis or self.model.g_s)(latent).clamp_(0, 1), image_size)
 
     def decompress(self, encoded: Encoded) -> Tensor:
         """The base codec's own reconstruction (tau = 1)."""

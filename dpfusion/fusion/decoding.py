@@ -98,5 +98,5 @@ def synthesize_fused(
     """
     if fusion is None or fusion.adapter is None or bool(torch.all(tau == 1.0)):
         return codec.synthesize(latent, image_size)
-    image = fusion.adapter(codec.model.g_s, latent, adapter_strength(tau))
-    return codec.crop(image.clamp_(0, 1), image_size)
+    strength = adapter_strength(tau)
+    return codec.synthesize(latent, image_size, lambda y: fusion.adapter(codec.model.g_s, y, strength))

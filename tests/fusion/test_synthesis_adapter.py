@@ -111,7 +111,7 @@ def _without_adapter(model: Model):
     return plain.eval()
 
 
-def test_blocks_travel_with_the_saved_module(adapted_model, tiny_image, tmp_path, tiny_codec_factory):
+def test_blocks_travel_with_the_saved_module(adapted_model, tiny_image, tmp_path):
     codec = adapted_model.codec
     save_fusion(tmp_path / "run", adapted_model.fusion, SCHEDULE, codec)
     config = json.loads((tmp_path / "run" / CONFIG_NAME).read_text())
