@@ -110,14 +110,12 @@ def _initial_fusion(folder: str, codec: CodecAdapter, variant: str) -> tuple[Lat
 
 
 def _add_adapter(fusion: LatentFusion, codec: CodecAdapter, hidden: int) -> None:
-    """Attach new synthesis-adapter blocks, unless the (``--init``) module already has blocks of that size."""
+    """Attach new synthesis-adapter blocks; an (``--init``) module's blocks are kept, or widened to ``hidden``."""
     if hidden < 0:
         raise DPFusionError(f"--adapter must be 0 (none) or a positive width, got {hidden}")
     if fusion.adapter is not None:
         if hidden not in (0, fusion.adapter.config["hidden"]):
-            raise DPFusionError(
-                f"the --init module already has a synthesis adapter of width {fusion.adapter.config['hidden']}"
-            )
+            fusion.attach_adapter(fusion.adapter.widened(hidden))
         return
     if hidden:
         fusion.attach_adapter(SynthesisAdapter.for_synthesis(codec.model.g_s, codec.latent_channels, hidden))
@@ -239,7 +237,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=0,
         help="width of residual blocks inside g_s, faded in as tau falls (beyond the paper; 0: none, the paper's"
-        " fixed g_s)",
+        " fixed g_s); with --init, a larger width grows the module's blocks without changing their output",
     )
     p.add_argument(
         "--image-mse-weight",

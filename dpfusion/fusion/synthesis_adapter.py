@@ -94,6 +94,22 @@ class SynthesisAdapter(nn.Module):
                 h = h + _resized(strength, h) * blocks[index](h)
         return h
 
+    @torch.no_grad()
+    def widened(self, hidden: int) -> SynthesisAdapter:
+        """The same function with ``hidden`` inner channels: growing a trained adapter instead of
+        retraining one. New inner filters start random, their outer weights zero, so they learn
+        from the first step without changing the output."""
+        if hidden < self.config["hidden"]:
+            raise DPFusionError(f"an adapter of width {self.config['hidden']} cannot shrink to {hidden}")
+        wider = SynthesisAdapter(self.config["positions"], self.config["widths"], hidden)
+        old = self.config["hidden"]
+        for source, target in zip(self.blocks, wider.blocks, strict=True):
+            target.inner.weight[:old].copy_(source.inner.weight)
+            target.inner.bias[:old].copy_(source.inner.bias)
+            target.outer.weight[:, :old].copy_(source.outer.weight)
+            target.outer.bias.copy_(source.outer.bias)
+        return wider.to(self.blocks[0].inner.weight)
+
     def describe(self) -> dict[str, Any]:
         return dict(self.config)
 

@@ -75,6 +75,23 @@ def test_new_blocks_are_the_identity_and_trained_ones_fade_with_strength(tiny_ga
         assert left < 0.2 * right
 
 
+def test_widening_keeps_the_function_and_lets_the_new_channels_learn(tiny_gain_codec):
+    g_s = tiny_gain_codec.model.g_s
+    latent = torch.randn(1, tiny_gain_codec.latent_channels, 3, 4, generator=torch.Generator().manual_seed(2))
+    adapter = SynthesisAdapter.for_synthesis(g_s, tiny_gain_codec.latent_channels, hidden=4)
+    _randomized(adapter)
+    wider = adapter.widened(9)
+    assert wider.config == {**adapter.config, "hidden": 9}
+    assert [b.inner.out_channels for b in wider.blocks] == [9] * len(adapter.blocks)
+    with torch.no_grad():
+        torch.testing.assert_close(wider(g_s, latent, 0.7), adapter(g_s, latent, 0.7), rtol=0, atol=1e-6)
+    assert all(b.inner.weight[4:].abs().sum() > 0 for b in wider.blocks)  # new filters are not dead
+    wider(g_s, latent, 1.0).square().mean().backward()
+    assert all(b.outer.weight.grad[:, 4:].abs().sum() > 0 for b in wider.blocks)
+    with pytest.raises(DPFusionError, match="width 4 cannot shrink to 3"):
+        adapter.widened(3)
+
+
 def test_blocks_built_for_another_g_s_are_refused(tiny_codec_factory):
     gain = tiny_codec_factory("gain-hyperprior")
     adapter = SynthesisAdapter.for_synthesis(gain.model.g_s, gain.latent_channels, hidden=4)

@@ -150,8 +150,11 @@ def test_fusion_with_synthesis_blocks_exports_and_fine_tunes(runs, tmp_path, tin
     assert json.loads((tmp_path / "b" / "fusion.json").read_text())["fusion"]["adapter"]["hidden"] == 4
     _train("fusion", base[0], "-o", str(tmp_path / "c"), *base[1:], "--init", str(tmp_path / "a"))
     assert json.loads((tmp_path / "c" / "fusion.json").read_text())["fusion"]["adapter"]["hidden"] == 4
+    # A wider --adapter grows the --init module's blocks; a narrower one is refused.
+    _train("fusion", base[0], "-o", str(tmp_path / "w"), *base[1:], "--init", str(tmp_path / "a"), "--adapter", "6")
+    assert json.loads((tmp_path / "w" / "fusion.json").read_text())["fusion"]["adapter"]["hidden"] == 6
     capsys.readouterr()
-    for flags, fragment in [(["--init", str(tmp_path / "a"), "--adapter", "8"], "already has a synthesis adapter"),
+    for flags, fragment in [(["--init", str(tmp_path / "a"), "--adapter", "3"], "cannot shrink to 3"),
                             (["--adapter", "-1"], "--adapter must be 0")]:  # fmt: skip
         assert main(["train", "fusion", base[0], "-o", str(tmp_path / "d"), *base[1:], *flags]) == 1
         err = capsys.readouterr().err.strip().splitlines()[-1]
