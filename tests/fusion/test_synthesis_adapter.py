@@ -38,9 +38,9 @@ def test_a_g_s_that_is_not_sequential_is_refused():
         adapter_positions(nn.Sequential(nn.Conv2d(12, 3, 1)), 12)
 
 
-def test_strength_is_the_fourth_power_and_zero_at_tau_one():
+def test_strength_is_the_sixth_power_and_zero_at_tau_one():
     tau = torch.tensor([0.0, 0.3, 0.5, 1.0])
-    torch.testing.assert_close(adapter_strength(tau), torch.tensor([1.0, 0.2401, 0.0625, 0.0]))
+    torch.testing.assert_close(adapter_strength(tau), torch.tensor([1.0, 0.117649, 0.015625, 0.0]))
 
 
 def _randomized(adapter: SynthesisAdapter, seed: int = 0) -> SynthesisAdapter:
