@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,8 @@ from dpfusion.codecs.adapter import LATENT_STRIDE, CodecAdapter, Encoded
 from dpfusion.codecs.loading import DEFAULT_NAME, load_codec
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion
-from dpfusion.fusion.decoding import TauSpec, fuse_latents, synthesize_fused, tau_to_latent_grid
+from dpfusion.fusion.decoding import TauSpec, checked_tau, fuse_latents, synthesize_fused, tau_to_latent_grid
+from dpfusion.fusion.dial import DEFAULT_TAU_MODE, LINEAR, TAU_MODES, DialCalibration, blend, load_dial, weights_for
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import load_image, to_uint8
@@ -24,11 +25,21 @@ DEFAULT_STEPS = 10
 
 @dataclass
 class Model:
-    """A base codec and, optionally, the fusion module trained for it."""
+    """A base codec and, optionally, the fusion module trained for it.
+
+    ``tau_mode`` says what a tau between 0 and 1 renders (see :mod:`dpfusion.fusion.dial`): the
+    calibrated blend of the two ends (``dial``), the plain blend (``linear``) or eq. 4 (``paper``).
+    """
 
     codec: CodecAdapter
     fusion: LatentFusion | None = None
     schedule: NoiseSchedule | None = None
+    tau_mode: str = DEFAULT_TAU_MODE
+    dial: DialCalibration = field(default=LINEAR)
+
+    def __post_init__(self) -> None:
+        if self.tau_mode not in TAU_MODES:
+            raise DPFusionError(f"unknown tau mode {self.tau_mode!r}; choose from {', '.join(TAU_MODES)}")
 
     def compress(self, image: np.ndarray | str | Path, quality: float | None = None, tau: float | None = None) -> bytes:
         """A .dpf file for an (H, W, 3) uint8 array or an image path."""
@@ -47,15 +58,29 @@ class Model:
         codec = self.codec.with_quality(file.quality)
         encoded = Encoded(strings=file.strings, image_size=(file.height, file.width))
         y_hat = codec.decode_latent(encoded)
-        grids = [tau_to_latent_grid(t, encoded.image_size, tuple(y_hat.shape[2:]), LATENT_STRIDE) for t in taus]
-        if any(not bool((g == 1.0).all()) for g in grids) and self.fusion is None:
+        taus = [checked_tau(t, encoded.image_size) for t in taus]
+        if any(not np.all(t == 1.0) for t in taus) and self.fusion is None:
             raise DPFusionError(f"tau < 1 needs a fusion module, and none is loaded for {codec.name}")
+        if self.tau_mode == "paper":
+            return self._fused(codec, y_hat, taus, encoded.image_size, steps, seed)
+        weights = [weights_for(self.tau_mode, self.dial, t, file.quality) for t in taus]
+        base = codec.synthesize(y_hat, encoded.image_size)
+        real = base
+        if any(np.any(w) for w in weights):
+            zero = tau_to_latent_grid(0.0, encoded.image_size, tuple(y_hat.shape[2:]), LATENT_STRIDE)
+            fused = fuse_latents(self.fusion, y_hat, [zero], self.schedule, steps, seed)
+            real = synthesize_fused(codec, self.fusion, fused, zero, encoded.image_size)
+        return [to_uint8(blend(base, real, w)) for w in weights]
+
+    def _fused(self, codec: CodecAdapter, y_hat, taus: list, image_size: tuple[int, int], steps: int, seed: int):
+        """Eq. 4 at every tau (the paper's path): one fused latent per tau, decoded through the blocks."""
+        grids = [tau_to_latent_grid(t, image_size, tuple(y_hat.shape[2:]), LATENT_STRIDE) for t in taus]
         if self.fusion is None:
             latents = y_hat.repeat(len(taus), 1, 1, 1)
         else:
             latents = fuse_latents(self.fusion, y_hat, grids, self.schedule, steps, seed)
         return [
-            to_uint8(synthesize_fused(codec, self.fusion, latent[None], grid, encoded.image_size))
+            to_uint8(synthesize_fused(codec, self.fusion, latent[None], grid, image_size))
             for latent, grid in zip(latents, grids, strict=True)
         ]
 
@@ -69,12 +94,13 @@ def load(
     quality: float | None = None,
     checkpoint: str | Path | None = None,
     fusion: str | Path | None = None,
+    tau_mode: str = DEFAULT_TAU_MODE,
 ) -> Model:
-    """Load a base codec and its fusion module (the embedded one for the default model)."""
+    """Load a base codec and its fusion module (the embedded one for the default model) with its dial."""
     codec = load_codec(name, quality, checkpoint)
     if fusion is None and name in ("default", DEFAULT_NAME) and (loading.DEFAULT_DIR / "fusion.json").is_file():
         fusion = loading.DEFAULT_DIR
     if fusion is None:
-        return Model(codec)
+        return Model(codec, tau_mode=tau_mode)
     module, schedule = load_fusion(fusion, codec)
-    return Model(codec, module, schedule)
+    return Model(codec, module, schedule, tau_mode, load_dial(fusion))

@@ -9,6 +9,7 @@ from pathlib import Path
 from dpfusion.api import Model, load
 from dpfusion.bitstream import DpfFile
 from dpfusion.errors import DPFusionError
+from dpfusion.fusion.dial import DEFAULT_TAU_MODE, TAU_MODES
 from dpfusion.pipeline import parse_for_decoding
 
 
@@ -43,4 +44,16 @@ def open_for_decoding(args: argparse.Namespace) -> tuple[bytes, DpfFile, Model]:
     file = parse_for_decoding(data)
     if args.steps < 1:
         raise DPFusionError(f"--steps must be >= 1, got {args.steps}")
-    return data, file, load(file.codec, file.quality, args.checkpoint, args.fusion)
+    return data, file, load(file.codec, file.quality, args.checkpoint, args.fusion, args.tau_mode)
+
+
+def add_tau_mode(parser: argparse.ArgumentParser) -> None:
+    """``--tau-mode``: what a tau between 0 and 1 renders (see ``dpfusion.fusion.dial``)."""
+    parser.add_argument(
+        "--tau-mode",
+        dest="tau_mode",
+        choices=TAU_MODES,
+        default=DEFAULT_TAU_MODE,
+        help="dial: the calibrated blend of the tau = 1 and tau = 0 images (default); linear: the plain blend;"
+        " paper: eq. 4's latent fusion at that tau",
+    )

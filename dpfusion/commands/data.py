@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dpfusion.train.data_sources import DEBIAN_SOURCES, prepare_training_folder
+from dpfusion.train.data_sources import DEBIAN_SOURCES, TRAIN_DIR, VALIDATION_DIR, prepare_training_folder
 
 SHARED_TRAIN = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "train"
 
@@ -13,7 +13,11 @@ SHARED_TRAIN = Path(__file__).resolve().parents[2].parent / "shared" / "data" / 
 def run(args: argparse.Namespace) -> None:
     shared = None if args.no_shared else args.shared
     written = prepare_training_folder(args.output, shared, debian=not args.no_debian, max_side=args.max_side)
-    print(f"{len(written)} training photos in {args.output}")
+    held_out = sum(1 for path in written if path.parent.parent.name == VALIDATION_DIR)
+    print(
+        f"{len(written) - held_out} training photos in {Path(args.output) / TRAIN_DIR}, "
+        f"{held_out} validation photos in {Path(args.output) / VALIDATION_DIR}"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

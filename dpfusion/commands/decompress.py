@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from dpfusion.api import DEFAULT_STEPS
-from dpfusion.commands.common import open_for_decoding, unit_float
+from dpfusion.commands.common import add_tau_mode, open_for_decoding, unit_float
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import TauSpec
 from dpfusion.imageio import load_image, save_png
@@ -66,7 +66,10 @@ def run(args: argparse.Namespace) -> None:
     for path, image, label in zip(_outputs(args, len(images), labels), images, labels, strict=True):
         save_png(path, image)
         print(f"{path}: {file.width}x{file.height}, tau={label}")
-    print(f"decoded {len(images)} image(s) in {elapsed:.2f} s ({args.steps} steps, seed {args.seed})")
+    print(
+        f"decoded {len(images)} image(s) in {elapsed:.2f} s ({args.steps} steps, seed {args.seed}, "
+        f"tau mode {args.tau_mode})"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,4 +84,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
     p.add_argument("--checkpoint", help="local weights of the codec that wrote the file")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
+    add_tau_mode(p)
     p.set_defaults(run=run)

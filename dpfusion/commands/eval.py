@@ -15,6 +15,7 @@ import torch
 
 from dpfusion.api import DEFAULT_STEPS, Model, load
 from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, ZOO_ARCHITECTURES
+from dpfusion.commands.common import add_tau_mode
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.baselines import BASELINES, check_baseline, quality_list
 from dpfusion.eval.journal import Journal, journal_path
@@ -64,7 +65,8 @@ class ModelCache:
             raise DPFusionError(f"{args.model} is fixed-rate: give its qualities with --rates (e.g. --rates 1,3,5)")
         self.args = args
         self.models: dict[float, Model] = {}
-        self.first = load(args.model, None if args.rates is None else args.rates[0], *self._paths(args.rates))
+        first_rate = None if args.rates is None else args.rates[0]
+        self.first = load(args.model, first_rate, *self._paths(args.rates), args.tau_mode)
         self.variable = self.first.codec.variable_rate
 
     def _paths(self, rates: tuple[float, ...] | None) -> tuple[str | None, str | None]:
@@ -88,7 +90,7 @@ class ModelCache:
             if rate == self.first.codec.quality:
                 self.models[rate] = self.first
             else:
-                self.models[rate] = load(self.args.model, rate, *self._paths((rate,)))
+                self.models[rate] = load(self.args.model, rate, *self._paths((rate,)), self.args.tau_mode)
         return self.models[rate]
 
 
@@ -130,6 +132,7 @@ def run(args: argparse.Namespace) -> None:
         "model": models.first.codec.name,
         "checkpoint": args.checkpoint,
         "fusion": args.fusion,
+        "tau_mode": args.tau_mode,
         "signatures": {format(rate, "g"): model_signature(models(rate)) for rate in spec.rates},
         "rates": list(spec.rates),
         "taus": list(spec.taus),
@@ -162,6 +165,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=DEFAULT_NAME, choices=CODEC_NAMES + ("default",), help="base codec")
     p.add_argument("--checkpoint", help="codec weights; {rate} in the path is replaced per rate for fixed-rate codecs")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
+    add_tau_mode(p)
     p.add_argument("--rates", help="comma list of rate indices / zoo qualities (default: every rate of the codec)")
     p.add_argument("--taus", default=DEFAULT_TAUS, help=f"comma list of tau (default {DEFAULT_TAUS})")
     p.add_argument("--steps", default=str(DEFAULT_STEPS), help="comma list of DDIM step counts (default 10)")

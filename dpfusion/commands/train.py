@@ -123,14 +123,13 @@ def _add_adapter(fusion: LatentFusion, codec: CodecAdapter, hidden: int) -> None
 
 def _run_fusion(args: argparse.Namespace, config: TrainConfig, sampler: CropSampler, out: Path) -> None:
     codec = _base_codec(args)
-    if args.variant == "direct":
-        if args.aux:
-            raise DPFusionError("the direct variant (paper's Variant-1) trains without --aux")
-        aux = None
-    elif not args.aux:
-        raise DPFusionError("fusion training needs --aux (the folder written by `dpfusion train aux`)")
-    else:
-        aux = load_aux_encoder(args.aux, codec)
+    if args.variant == "direct" and args.aux:
+        raise DPFusionError("the direct variant (paper's Variant-1) trains without --aux")
+    if args.variant != "direct" and not args.aux and args.latent_weight != 0:
+        raise DPFusionError(
+            "fusion training needs --aux (the folder written by `dpfusion train aux`), or --latent-weight 0"
+        )
+    aux = load_aux_encoder(args.aux, codec) if args.aux else None
     init = None
     if args.init:
         fusion, schedule = _initial_fusion(args.init, codec, args.variant)
@@ -142,7 +141,15 @@ def _run_fusion(args: argparse.Namespace, config: TrainConfig, sampler: CropSamp
         fusion.latent_scale.copy_(measure_latent_scale(codec, [sampler.sample(8, probe) for _ in range(4)]))
     _add_adapter(fusion, codec, args.adapter)
     stage = FusionStage(
-        codec, aux, fusion, schedule, build_perceptual_loss(args.loss), args.latent_weight, init, args.image_mse_weight
+        codec,
+        aux,
+        fusion,
+        schedule,
+        build_perceptual_loss(args.loss),
+        args.latent_weight,
+        init,
+        args.image_mse_weight,
+        args.adversarial_weight,
     )
     state = run_training(stage, sampler, config, out, resume=args.resume)
     if _is_main():
@@ -245,6 +252,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=0.0,
         help="weight of the image MSE in the loss (keeps the PSNR cost of an adapter in check)",
+    )
+    p.add_argument(
+        "--adversarial-weight",
+        dest="adversarial_weight",
+        type=float,
+        default=0.0,
+        help="weight of a conditional patch critic's GAN loss on the tau = 0 image (beyond the paper; 0: none)",
     )
     p.add_argument(
         "--variant",

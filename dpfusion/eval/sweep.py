@@ -91,7 +91,12 @@ def model_signature(model: Model) -> str:
     else:
         schedule = json.dumps(model.schedule.to_dict(), sort_keys=True) if model.schedule else "{}"
         fusion = state_digest(model.fusion).hex()[:16] + schedule
-    return f"{codec.name}:{codec.fingerprint.hex()}:fusion={fusion}"
+    dial = ""
+    if model.fusion is not None:
+        dial = f":tau_mode={model.tau_mode}"
+        if model.tau_mode == "dial":
+            dial += ":" + hashlib.sha256(json.dumps(model.dial.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    return f"{codec.name}:{codec.fingerprint.hex()}:fusion={fusion}{dial}"
 
 
 class ImageStore:

@@ -20,22 +20,29 @@ from dpfusion.fusion.synthesis_adapter import adapter_strength
 TauSpec = float | np.ndarray
 
 
-def tau_to_latent_grid(tau: TauSpec, image_size: tuple[int, int], latent_size: tuple[int, int], pad_to: int) -> Tensor:
-    """A scalar tau as (1, 1, 1, 1); an image-sized map padded like the image and area-resized to the latent grid."""
+def checked_tau(tau: TauSpec, image_size: tuple[int, int]) -> float | np.ndarray:
+    """A scalar tau in [0, 1] as a float, or an image-sized map in [0, 1] as float32; anything else refused."""
     if np.isscalar(tau) or (isinstance(tau, np.ndarray) and tau.ndim == 0):
         value = float(tau)
         if not 0.0 <= value <= 1.0 or np.isnan(value):
             raise DPFusionError(f"tau must be in [0, 1], got {value}")
-        return torch.full((1, 1, 1, 1), value)
+        return value
     array = np.asarray(tau, dtype=np.float32)
     if array.shape != tuple(image_size):
-        raise DPFusionError(
-            f"tau map is {array.shape[1]}x{array.shape[0]}, the image is {image_size[1]}x{image_size[0]}"
-        )
+        shape = "x".join(str(n) for n in array.shape[::-1])
+        raise DPFusionError(f"tau map is {shape}, the image is {image_size[1]}x{image_size[0]}")
     if not (np.all(array >= 0.0) and np.all(array <= 1.0)):
         raise DPFusionError("tau map values must lie in [0, 1]")
+    return array
+
+
+def tau_to_latent_grid(tau: TauSpec, image_size: tuple[int, int], latent_size: tuple[int, int], pad_to: int) -> Tensor:
+    """A scalar tau as (1, 1, 1, 1); an image-sized map padded like the image and area-resized to the latent grid."""
+    tau = checked_tau(tau, image_size)
+    if isinstance(tau, float):
+        return torch.full((1, 1, 1, 1), tau)
     pad, _ = compute_padding(*image_size, min_div=pad_to)
-    grid = F.pad(torch.from_numpy(array)[None, None], pad, mode="replicate")
+    grid = F.pad(torch.from_numpy(tau)[None, None], pad, mode="replicate")
     return F.interpolate(grid, size=latent_size, mode="area").clamp_(0.0, 1.0)
 
 

@@ -4,10 +4,15 @@ Sources: the project's shared training photos, plus photographs inside Debian
 wallpaper packages (fetched with ``apt-get download``, unpacked with ``dpkg-deb``,
 no root needed). JPEG sources are downscaled (at least 2x) to hide their block
 artefacts, and every photo ends up no longer than ``max_side`` pixels.
+
+Twenty of the shared photos go to ``validation/`` instead of ``train/``: every choice of a
+training step, loss weight or dial calibration is made on them, never on Kodak (the report).
+The pick is a hash of each photo's name, so every machine holds out the same twenty.
 """
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -49,6 +54,18 @@ DEBIAN_SOURCES = (
 )
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+TRAIN_DIR, VALIDATION_DIR = "train", "validation"
+VALIDATION_COUNT = 20
+
+
+def validation_names(sources: list[tuple[str, Path]], count: int = VALIDATION_COUNT) -> set[str]:
+    """The ``count`` shared photos (by name) with the smallest SHA-256 of their name: a fixed, content-blind pick."""
+    shared = sorted((p.name for origin, p in sources if origin == "shared"), key=_name_hash)
+    return set(shared[:count])
+
+
+def _name_hash(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
 
 
 def _downscale(path: Path, max_side: int) -> Image.Image:
@@ -82,7 +99,7 @@ def prepare_training_folder(
     debian: bool = True,
     max_side: int = 1024,
 ) -> list[Path]:
-    """Write every training photo as PNG under ``out_dir``; returns the written paths."""
+    """Write every photo as PNG under ``out_dir/train`` or ``out_dir/validation``; returns the written paths."""
     out_dir = Path(out_dir)
     sources: list[tuple[str, Path]] = []
     if shared_train is not None:
@@ -95,8 +112,10 @@ def prepare_training_folder(
         if debian:
             for source in DEBIAN_SOURCES:
                 sources += [(source.package, p) for p in _fetch_debian(source, Path(tmp))]
+        held_out = validation_names(sources)
         for origin, path in sources:
-            target = out_dir / origin / (path.stem + ".png")
+            split = VALIDATION_DIR if path.name in held_out else TRAIN_DIR
+            target = out_dir / split / origin / (path.stem + ".png")
             if not target.exists():
                 save_png(target, np.asarray(_downscale(path, max_side)))
             written.append(target)

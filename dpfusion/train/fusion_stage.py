@@ -6,6 +6,9 @@ encoder's. With t ~ U{0..T-1} and ``y_t = sqrt(a_t) y_hat + sqrt(1 - a_t) eps``
 ``latent_weight * ||y_bar - D(y_t, y_hat, t/T)||^2 + L_perc(x, g_s(D(...)))``.
 With a synthesis adapter (beyond the paper) ``g_s`` runs with its blocks at full
 strength (tau = 0), and ``image_mse_weight * ||x - x_rec||^2`` keeps the PSNR cost in check.
+With ``adversarial_weight > 0`` a conditional patch critic (``train.discriminator``) adds
+``adversarial_weight * softplus(-D(x_rec, y_hat))``, the distribution-level term that lets
+the tau = 0 decode commit to a texture instead of averaging (beyond the paper, as in HiFiC).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dpfusion.errors import DPFusionError
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.train.aux_stage import sample_rates
+from dpfusion.train.discriminator import PatchDiscriminator, critic_loss, generator_loss
 from dpfusion.train.loop import TrainingStage
 
 
@@ -48,11 +52,14 @@ class FusionStage(TrainingStage):
         latent_weight: float = LATENT_WEIGHT,
         init: dict[str, str] | None = None,
         image_mse_weight: float = 0.0,
+        adversarial_weight: float = 0.0,
     ):
         super().__init__()
         self.direct = fusion.config["sampling"] == "direct"
-        if self.direct != (aux_encoder is None):
-            raise DPFusionError("the direct variant trains without an auxiliary encoder; ddim fusion needs one")
+        if self.direct and aux_encoder is not None:
+            raise DPFusionError("the direct variant trains without an auxiliary encoder")
+        if not self.direct and aux_encoder is None and latent_weight != 0:
+            raise DPFusionError("ddim fusion with a latent weight needs an auxiliary encoder (its target y_bar)")
         self.codec = codec
         self.base = codec.model
         self.aux = aux_encoder.eval() if aux_encoder is not None else None
@@ -66,6 +73,11 @@ class FusionStage(TrainingStage):
         self.perceptual = perceptual
         self.latent_weight = latent_weight
         self.image_mse_weight = image_mse_weight
+        self.adversarial_weight = adversarial_weight
+        if adversarial_weight < 0:
+            raise DPFusionError(f"the adversarial weight must be >= 0, got {adversarial_weight}")
+        self.critic = PatchDiscriminator(codec.latent_channels) if adversarial_weight > 0 else None
+        self._last: tuple[Tensor, Tensor, Tensor] | None = None
         self.init = init
 
     def train(self, mode: bool = True) -> FusionStage:
@@ -84,12 +96,11 @@ class FusionStage(TrainingStage):
             pred_n = self.fusion(y_hat_n, y_hat_n, torch.zeros(batch.shape[0], device=batch.device))
             latent_loss = torch.zeros((), device=batch.device)
         else:
-            y_bar_n = self.fusion.normalize(self.codec.training_latent(batch, rates, analysis=self.aux))
             t = torch.randint(self.schedule.num_train_steps, (batch.shape[0],), device=batch.device)
             alpha = self.alphas[t][:, None, None, None]
             y_t = alpha.sqrt() * y_hat_n + (1 - alpha).sqrt() * torch.randn_like(y_hat_n)
             pred_n = self.fusion(y_t, y_hat_n, t.float() / self.schedule.num_train_steps)
-            latent_loss = (pred_n - y_bar_n).pow(2).mean()
+            latent_loss = self._latent_loss(batch, rates, pred_n)
         fused = y_hat + self.fusion.scale * (pred_n - y_hat_n)
         adapter = self.fusion.adapter
         x_rec = self.base.g_s(fused) if adapter is None else adapter(self.base.g_s, fused, 1.0)
@@ -97,7 +108,35 @@ class FusionStage(TrainingStage):
         image_mse = (x_rec - batch).pow(2).mean()
         loss = self.latent_weight * latent_loss + perc + self.image_mse_weight * image_mse
         logs = {"latent_mse": latent_loss.detach(), "perceptual": perc.detach(), "image_mse": image_mse.detach()}
+        if self.critic is not None:
+            adversarial = self._adversarial(batch, x_rec, y_hat_n)
+            loss = loss + self.adversarial_weight * adversarial
+            logs["adversarial"] = adversarial.detach()
         return loss, logs
+
+    def _latent_loss(self, batch: Tensor, rates: Tensor, pred_n: Tensor) -> Tensor:
+        """Eq. 2's pull towards the auxiliary latent; none when the run has no auxiliary encoder (weight 0)."""
+        if self.aux is None:
+            return torch.zeros((), device=batch.device)
+        y_bar_n = self.fusion.normalize(self.codec.training_latent(batch, rates, analysis=self.aux))
+        return (pred_n - y_bar_n).pow(2).mean()
+
+    def _adversarial(self, batch: Tensor, x_rec: Tensor, y_hat_n: Tensor) -> Tensor:
+        """The decoder's GAN loss; the critic's weights get no gradient from it (they have their own step)."""
+        self._last = (batch, x_rec.detach(), y_hat_n.detach())
+        self.critic.requires_grad_(False)
+        try:
+            return generator_loss(self.critic(x_rec, y_hat_n.detach()))
+        finally:
+            self.critic.requires_grad_(True)
+
+    def critic_loss(self) -> tuple[Tensor, dict[str, Tensor]]:
+        if self._last is None:
+            raise DPFusionError("critic_loss needs a forward pass first")
+        real, fake, latent = self._last
+        real_logits, fake_logits = self.critic(real, latent), self.critic(fake, latent)
+        logs = {"critic_real": real_logits.detach().mean(), "critic_fake": fake_logits.detach().mean()}
+        return critic_loss(real_logits, fake_logits), logs
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -107,5 +146,6 @@ class FusionStage(TrainingStage):
             "schedule": self.schedule.to_dict(),
             "latent_weight": self.latent_weight,
             "image_mse_weight": self.image_mse_weight,
+            **({"adversarial_weight": self.adversarial_weight} if self.critic is not None else {}),
             **({"init": self.init} if self.init else {}),
         }

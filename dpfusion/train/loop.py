@@ -1,7 +1,10 @@
 """One training loop for every stage: crops in, loss out, checkpoints that resume exactly.
 
 A stage is an ``nn.Module`` whose ``forward(batch)`` returns ``(loss, logs)`` and
-whose ``trainable`` attribute is the sub-module the checkpoint stores. Under
+whose ``trainable`` attribute is the sub-module the checkpoint stores. A stage with a
+``critic`` (a discriminator) is trained as a two-player game: after each step of the
+trainable module, the critic takes one step of its own optimizer on ``critic_loss()``;
+both are checkpointed, so an adversarial run resumes exactly too. Under
 ``torchrun`` the stage is wrapped in DistributedDataParallel; each rank draws its
 own crops from a generator seeded with ``seed + rank``.
 """
@@ -96,6 +99,11 @@ class TrainingStage(nn.Module):
     """Base class of the stages; subclasses set ``self.trainable`` and implement ``forward``."""
 
     trainable: nn.Module
+    critic: nn.Module | None  # set (a module or None) by stages that train a critic; see ``critic_of``
+
+    def critic_loss(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """The critic's loss on the batch of the last ``forward``; stages with a critic override it."""
+        raise NotImplementedError
 
     def param_groups(self, config: TrainConfig) -> list[dict[str, Any]]:
         params = [p for p in self.trainable.parameters() if p.requires_grad]
@@ -118,6 +126,29 @@ def resolve_device(name: str, rank: int) -> torch.device:
             else torch.device("cpu")
         )
     return torch.device(name)
+
+
+def critic_of(stage: TrainingStage) -> nn.Module | None:
+    """The stage's critic; not a class default, which would shadow a registered sub-module."""
+    return getattr(stage, "critic", None)
+
+
+def _critic_optimizer(stage: TrainingStage, config: TrainConfig, world: int) -> torch.optim.Optimizer | None:
+    if critic_of(stage) is None:
+        return None
+    if world > 1:
+        raise DPFusionError("adversarial training runs in one process; start it without torchrun")
+    return torch.optim.AdamW(stage.critic.parameters(), lr=config.lr)
+
+
+def _critic_step(stage: TrainingStage, optimizer: torch.optim.Optimizer, lr: float) -> dict[str, Tensor]:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss, logs = stage.critic_loss()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"critic": loss.detach(), **logs}
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -187,6 +218,7 @@ def run_training(
     else:
         model = stage
     optimizer = torch.optim.AdamW(stage.param_groups(config), lr=config.lr)
+    critic_optimizer = _critic_optimizer(stage, config, world)
     ema = None
     if config.ema_decay > 0:
         ema = AveragedModel(stage.trainable, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
@@ -202,6 +234,9 @@ def run_training(
         optimizer.load_state_dict(state["optimizer"])  # moves the moments to the parameters' device
         if ema is not None and "ema" in state:
             ema.load_state_dict(state["ema"])
+        if critic_optimizer is not None and "critic" in state:
+            stage.critic.load_state_dict(state["critic"])
+            critic_optimizer.load_state_dict(state["critic_optimizer"])
         step = int(state["step"])
         torch.set_rng_state(state["rng"][rank]["torch"])
         if device.type == "cuda" and "cuda" in state["rng"][rank]:
@@ -236,6 +271,9 @@ def run_training(
         }
         if ema is not None:
             state["ema"] = ema.state_dict()
+        if critic_optimizer is not None:
+            state["critic"] = stage.critic.state_dict()
+            state["critic_optimizer"] = critic_optimizer.state_dict()
         if is_main:
             save_checkpoint(ckpt_path, state)
         return state
@@ -260,6 +298,8 @@ def run_training(
         optimizer.step()
         if ema is not None:
             ema.update_parameters(stage.trainable)
+        if critic_optimizer is not None:
+            logs = {**logs, **_critic_step(stage, critic_optimizer, lr)}
         step += 1
         bar.update(1)
         if step % config.log_every == 0 or step == config.steps:

@@ -1,0 +1,100 @@
+"""Calibrating the dial on validation photos: equal steps in tau, equal steps in LPIPS.
+
+For each rate, every photo is decoded once at both ends; the blend ``x(1) + w (x(0) - x(1))``
+is scored on a grid of weights ``w`` (LPIPS-alex and PSNR, mean over photos). The share of the
+LPIPS range a weight travels, ``u(w) = (L(0) - L(w)) / (L(0) - L(1))``, is made monotone and
+inverted, so the dial's weight at tau travels the share ``1 - tau``. The photos must be held
+out from training and must not be the test set (Kodak): see ``dpfusion data prepare``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dpfusion.api import Model
+from dpfusion.errors import DPFusionError
+from dpfusion.fusion.dial import DialCalibration
+from dpfusion.imageio import to_tensor
+from dpfusion.metrics import METRICS
+
+WEIGHT_GRID = tuple(float(w) for w in np.round(np.concatenate([np.linspace(0, 0.2, 21), np.linspace(0.25, 1, 16)]), 4))
+"""Blend weights scored per rate: dense near 0, where LPIPS moves fastest."""
+KNOTS = tuple(float(t) for t in np.round(np.linspace(0, 1, 21), 4))
+
+
+PERCEPTUAL = "lpips_alex"
+
+
+@dataclass(frozen=True)
+class BlendCurve:
+    """Mean perceptual distance (LPIPS-alex by default) and PSNR of the blend at each weight, for one rate."""
+
+    rate: float
+    weights: tuple[float, ...]
+    lpips: tuple[float, ...]
+    psnr: tuple[float, ...]
+    images: int
+    metric: str = PERCEPTUAL
+
+    def to_dict(self) -> dict:
+        return {"rate": self.rate, "weights": self.weights, self.metric: self.lpips, "psnr": self.psnr,
+                "images": self.images}  # fmt: skip
+
+
+def _scores(
+    reference: np.ndarray, base: np.ndarray, real: np.ndarray, weights: Sequence[float], metric: str
+) -> np.ndarray:
+    """(len(weights), 2): the perceptual distance and PSNR of the 8-bit blends against the reference."""
+    x = to_tensor(reference)
+    b, r = to_tensor(base), to_tensor(real)
+    out = []
+    for w in weights:
+        blended = (b + w * (r - b)).clamp(0, 1).mul(255).round().div(255)
+        out.append((float(METRICS[metric](blended, x)[0]), float(METRICS["psnr"](blended, x)[0])))
+    return np.asarray(out)
+
+
+@torch.no_grad()
+def measure_blend_curves(
+    model: Model, images: Sequence[np.ndarray], rates: Sequence[float], steps: int, seed: int = 0,
+    weights: Sequence[float] = WEIGHT_GRID, metric: str = PERCEPTUAL,
+) -> list[BlendCurve]:  # fmt: skip
+    """One :class:`BlendCurve` per rate; the ends come from the model's own decode (``linear`` mode)."""
+    if not images:
+        raise DPFusionError("calibration needs at least one photo")
+    ends = Model(model.codec, model.fusion, model.schedule, tau_mode="linear")
+    curves = []
+    for rate in rates:
+        total = np.zeros((len(weights), 2))
+        for image in images:
+            base, real = ends.decompress_many(ends.compress(image, quality=rate), [1.0, 0.0], steps=steps, seed=seed)
+            total += _scores(image, base, real, weights, metric)
+        mean = total / len(images)
+        curves.append(
+            BlendCurve(float(rate), tuple(weights), tuple(mean[:, 0]), tuple(mean[:, 1]), len(images), metric)
+        )
+    return curves
+
+
+def even_weights(curve: BlendCurve, knots: Sequence[float] = KNOTS) -> tuple[float, ...]:
+    """The weight at each knot whose blend travels the share ``1 - tau`` of the curve's LPIPS range."""
+    lpips = np.asarray(curve.lpips)
+    span = lpips[0] - lpips[-1]
+    if span <= 0:
+        raise DPFusionError(f"at rate {curve.rate:g} the realistic end has no lower LPIPS than the base")
+    share = np.maximum.accumulate(np.clip((lpips[0] - lpips) / span, 0.0, 1.0))
+    share[-1] = 1.0
+    grid = np.asarray(curve.weights)
+    # np.interp needs rising x: drop the flat stretches, keep the first weight of each
+    keep = np.concatenate([[True], np.diff(share) > 0])
+    weights = np.interp(1.0 - np.asarray(knots), share[keep], grid[keep])
+    weights[0], weights[-1] = 1.0, 0.0
+    return tuple(float(w) for w in np.minimum.accumulate(weights))
+
+
+def calibrate(curves: Sequence[BlendCurve], knots: Sequence[float] = KNOTS) -> DialCalibration:
+    return DialCalibration(tuple(knots), {c.rate: even_weights(c, knots) for c in curves})
