@@ -1,15 +1,17 @@
-"""Reproduce the paper's claims on Kodak with the embedded default model, in one rerunnable command.
+"""Reproduce the paper's claims and measure the dial on Kodak and on the validation photos, in one command.
 
-    python benchmarks/reproduce.py [--kodak ../shared/data/kodak] [--out results/default] [--images 24]
+    python benchmarks/reproduce.py [--kodak ../shared/data/kodak] [--validation /work/traindata/validation]
 
-Runs (each sweep resumes from its journal when interrupted):
-  1. rate x tau sweep, tau in {0, .3, .5, .8, 1}, 10 steps, with JPEG and WebP on the same images;
-  2. 10 noise seeds at tau = 0 (stability);
-  3. steps in {1, 2, 5, 10, 20, 50} at tau = 0;
-  4. the paper's Variant-1 (fusion without diffusion and without the auxiliary encoder), when
-     --variant1 names its trained folder (`dpfusion train fusion --variant direct ...`);
-  5. the plots of 1 and 3, and the decode-latency benchmark;
-then writes docs/REPRODUCTION.md: every claim next to the number measured here.
+Runs (each sweep resumes from its journal when interrupted), on Kodak (the report) and on the
+validation photos (held out from training, where every choice was made; a generalisation check):
+  1. the dial (default tau mode) at tau in {0, .1, .2, .3, .5, .7, .8, .9, 1}, with JPEG and WebP;
+  2. the plain pixel blend of the two ends (``--tau-mode linear``): the baseline a user builds alone;
+  3. the paper's eq. 4 at tau in {.3, .5, .8} (``--tau-mode paper``; its ends are the dial's);
+  4. realism: FID and KID on 256x256 patches (HiFiC protocol) and DISTS, at tau in {0, .1, .3, 1},
+     with JPEG and WebP at four qualities each;
+  5. on Kodak only: 10 noise seeds and steps in {1, 2, 5, 10, 20, 50} at tau = 0, Variant-1 when
+     --variant1 names its folder, the plots and the decode-latency benchmark;
+then writes docs/REPRODUCTION.md: every claim and every bar next to the number measured here.
 """
 
 from __future__ import annotations
@@ -28,12 +30,18 @@ from dpfusion.atomic import atomic_path  # noqa: E402
 from dpfusion.cli import main as dpfusion  # noqa: E402
 from dpfusion.codecs.loading import DEFAULT_DIR  # noqa: E402
 from dpfusion.errors import DPFusionError  # noqa: E402
+from dpfusion.eval.dial_criteria import curve_points, verdict  # noqa: E402
 from dpfusion.eval.results import load_results  # noqa: E402
 from dpfusion.metrics.bdrate import bd_quality, bd_rate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TAUS = (0.0, 0.3, 0.5, 0.8, 1.0)
+TAUS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0)
+PAPER_TAUS = (0.3, 0.5, 0.8)
+BLEND_TAUS = (0.3, 0.6, 0.8, 0.9, 0.94, 0.97, 0.99)
+REALISM_TAUS = (0.0, 0.1, 0.3, 1.0)
+REALISM_BASELINES = ["--jpeg-qualities", "20,40,60,90", "--webp-qualities", "10,30,50,70"]
 STEPS = (1, 2, 5, 10, 20, 50)
+SPLITS = ("kodak", "validation")
 
 
 def _run(argv: list[str]) -> None:
@@ -88,209 +96,277 @@ def _latency(out: Path) -> str:
     return text
 
 
-def _variant_rows(sweep: dict, variant: dict | None, rate: float) -> tuple[list[list[str]], str]:
-    """PSNR / LPIPS by tau at one rate for the method and Variant-1, and whether each is monotone."""
-    rows, verdicts = [], []
-    for name, doc in (("method", sweep), ("Variant-1", variant)):
-        if doc is None:
-            continue
-        cells = []
-        for tau in TAUS:
-            curve = _curve(doc, tau=tau)
-            i = curve["rates"].index(rate)
-            cells.append((curve["results"]["psnr"][i], curve["results"]["lpips_alex"][i]))
-        rows.append([name, *[f"{p:.2f} / {q:.4f}" for p, q in cells]])
-        psnr_monotone = all(a[0] < b[0] for a, b in zip(cells, cells[1:], strict=False))
-        verdicts.append(f"{name}: PSNR {'rises' if psnr_monotone else 'does not rise'} monotonically with tau")
-    return rows, "; ".join(verdicts)
+def _taus(values: tuple[float, ...]) -> str:
+    return ",".join(f"{t:g}" for t in values)
 
 
-def report(
-    out: Path,
-    sweep: dict,
-    seeds: dict,
-    steps: dict,
-    variant: dict | None,
-    latency: str,
-    command: str,
-    probe_rate: float,
-) -> str:
-    tau0, tau1 = _curve(sweep, tau=0.0), _curve(sweep, tau=1.0)
-    jpeg, webp = _curve(sweep, "jpeg"), _curve(sweep, "webp")
-    lpips_bd = _bd(bd_rate, tau1, tau0, "lpips_alex", "%")
-    psnr_loss = [a - b for a, b in zip(tau1["results"]["psnr"], tau0["results"]["psnr"], strict=True)]
+def _eval(dataset: str, output: Path, rates: str, taus: tuple[float, ...], metrics: str, threads: int,
+          *extra: str) -> None:  # fmt: skip
+    _run(["eval", dataset, "-q", "--threads", str(threads), "-o", str(output), "--rates", rates,
+          "--taus", _taus(taus), "--metrics", metrics, *extra])  # fmt: skip
+
+
+def _split_sweeps(dataset: str, out: Path, args: argparse.Namespace) -> None:
+    """The dial, the blend, the paper's tau and realism on one split, each into its own results file."""
+    _eval(dataset, out / "sweep.json", args.rates, TAUS, "psnr,ms_ssim,lpips_alex", args.threads,
+          "--baselines", "jpeg,webp")  # fmt: skip
+    _eval(dataset, out / "blend.json", args.rates, BLEND_TAUS, "psnr,lpips_alex", args.threads,
+          "--tau-mode", "linear", "--baselines", "none")  # fmt: skip
+    _eval(dataset, out / "paper.json", args.rates, PAPER_TAUS, "psnr,lpips_alex", args.threads,
+          "--tau-mode", "paper", "--baselines", "none")  # fmt: skip
+    _eval(dataset, out / "realism.json", args.rates, REALISM_TAUS, args.realism_metrics, args.threads,
+          "--baselines", "jpeg,webp", *REALISM_BASELINES)  # fmt: skip
+
+
+def _kodak_extras(args: argparse.Namespace, out: Path) -> None:
+    """Seeds, steps and Variant-1 at the probe rate (tau = 0: the same image in every tau mode)."""
+    probe = ["--rates", args.probe_rate, "--taus", "0", "--metrics", "psnr,lpips_alex", "--baselines", "none"]
+    common = ["eval", args.kodak, "-q", "--threads", str(args.threads)]
+    _run([*common, "-o", str(out / "seeds.json"), *probe, "--seeds", "10", "--steps", "10"])
+    _run([*common, "-o", str(out / "steps.json"), *probe, "--steps", ",".join(map(str, STEPS))])
+    if args.variant1:
+        _run([*common, "-o", str(out / "variant1.json"), "--fusion", args.variant1, "--rates", args.probe_rate,
+              "--taus", "0,0.3,0.5,0.8,1", "--metrics", "psnr,lpips_alex", "--baselines", "none"])  # fmt: skip
+
+
+def _with_ends(doc: dict, ends: dict) -> dict:
+    """A results document plus the tau = 0 and tau = 1 curves of another (the ends every mode shares)."""
+    extra = [c for c in ends["curves"] if c["kind"] == "dpfusion" and c["tau"] in (0.0, 1.0)]
+    return {"curves": [c for c in doc["curves"] if c["tau"] not in (0.0, 1.0)] + extra}
+
+
+def _split_docs(out: Path) -> dict[str, dict]:
+    docs = {name: load_results(out / f"{name}.json") for name in ("sweep", "blend", "paper", "realism")}
+    docs["blend"] = _with_ends(docs["blend"], docs["sweep"])
+    docs["paper"] = _with_ends(docs["paper"], docs["sweep"])
+    return docs
+
+
+def _ratio(doc: dict, metric: str, rate: float) -> float:
+    values = {c["tau"]: c["results"][metric][c["rates"].index(rate)] for c in doc["curves"] if c["kind"] == "dpfusion"}
+    return values[0.0] / values[1.0]
+
+
+def _bars(docs: dict) -> list[str]:
+    """The dial issue's bars on one split, each as measured (worst rate where a bar is per rate)."""
+    sweep, tau0, tau1 = docs["sweep"], _curve(docs["sweep"], tau=0.0), _curve(docs["sweep"], tau=1.0)
+    rates = tau1["rates"]
+    verdicts = [verdict(sweep, docs["blend"], r) for r in rates]
+    cost = [a - b for a, b in zip(tau1["results"]["psnr"], tau0["results"]["psnr"], strict=True)]
+    fid = [_ratio(docs["realism"], "fid", r) for r in rates]
+    kid = [_ratio(docs["realism"], "kid", r) for r in rates]
+    wasted = [f"rate {v.rate:g}: tau {a:g} by {b:g}" for v in verdicts for a, b in v.wasted]
+    return [
+        _bd(bd_rate, tau1, tau0, "lpips_alex", "%"),
+        f"{sum(cost) / len(cost):.2f} dB",
+        f"{min(fid):.2f}x-{max(fid):.2f}x",
+        f"{min(kid):.2f}x-{max(kid):.2f}x",
+        f"{max(v.evenness for v in verdicts):.3f}",
+        f"{max(v.blend_gap for v in verdicts):+.3f}",
+        "none" if not wasted else "; ".join(wasted),
+    ]
+
+
+BAR_NAMES = [
+    ("LPIPS BD-rate, tau=0 vs tau=1", "<= -55%"),
+    ("mean PSNR cost of tau=0", "<= 1.0 dB"),
+    ("FID tau=0 / tau=1, range over rates", "<= 0.5x"),
+    ("KID tau=0 / tau=1, range over rates", "<= 0.3x"),
+    ("evenness: max |u(tau) - (1 - tau)| over rates", "<= 0.15"),
+    ("interior LPIPS minus best blend at no lower PSNR (share of range), worst rate", "<= +0.02"),
+    ("positions beaten in PSNR (> 0.01 dB) and LPIPS (> 0.0005)", "none"),
+]
+
+
+def _bar_table(splits: dict[str, dict]) -> str:
+    measured = {name: _bars(docs) for name, docs in splits.items()}
+    rows = [[n, bar, *[measured[s][i] for s in splits]] for i, (n, bar) in enumerate(BAR_NAMES)]
+    return _table(["figure", "bar", *splits], rows)
+
+
+def _dial_rows(docs: dict) -> list[list[str]]:
     rows = []
-    for i, rate in enumerate(tau1["rates"]):
-        row = [f"{rate:g}", f"{tau1['results']['bpp'][i]:.4f}"]
-        for tau in TAUS:
-            c = _curve(sweep, tau=tau)["results"]
-            row.append(f"{c['psnr'][i]:.2f} / {c['lpips_alex'][i]:.4f}")
+    for i, rate in enumerate(_curve(docs["sweep"], tau=1.0)["rates"]):
+        row = [f"{rate:g}", f"{_curve(docs['sweep'], tau=1.0)['results']['bpp'][i]:.4f}"]
+        row += [f"{p.psnr:.2f} / {p.lpips:.4f}" for p in curve_points(docs["sweep"], rate)]
         rows.append(row)
-    monotone = all(
-        all(
-            _curve(sweep, tau=a)["results"][m][i] < _curve(sweep, tau=b)["results"][m][i]
-            for a, b in zip(TAUS, TAUS[1:], strict=False)
-        )
-        for i in range(len(tau1["rates"]))
-        for m in ("psnr", "lpips_alex")
-    )
+    return rows
+
+
+def _verdict_rows(docs: dict, mode: str) -> list[list[str]]:
+    rows = []
+    for rate in _curve(docs["sweep"], tau=1.0)["rates"]:
+        v = verdict(docs[mode], docs["blend"], rate)
+        wasted = ", ".join(f"{a:g} (by {b:g})" for a, b in v.wasted) or "none"
+        rows.append([f"{rate:g}", f"{v.evenness:.3f}", f"{v.blend_gap:+.3f}", wasted])
+    return rows
+
+
+def _paper_rows(docs: dict) -> list[list[str]]:
+    rows = []
+    for rate in _curve(docs["sweep"], tau=1.0)["rates"]:
+        rows.append([f"{rate:g}", *[f"{p.psnr:.2f} / {p.lpips:.4f}" for p in curve_points(docs["paper"], rate)]])
+    return rows
+
+
+def _realism_rows(doc: dict) -> list[list[str]]:
+    rows = []
+    for curve in doc["curves"]:
+        xs = curve["rates"] if curve["kind"] == "dpfusion" else curve["qualities"]
+        label = f"tau={curve['tau']:g}" if curve["kind"] == "dpfusion" else curve["name"]
+        for i, x in enumerate(xs):
+            r = curve["results"]
+            cells = [f"{r[m][i]:.4f}" if m in r and r[m][i] is not None else "-" for m in ("fid", "kid", "dists")]
+            rows.append([label, f"{x:g}", f"{r['bpp'][i]:.4f}", f"{r['psnr'][i]:.2f}" if "psnr" in r else "-", *cells])
+    return rows
+
+
+def _seed_step_rows(seeds: dict, steps: dict) -> tuple[list[list[str]], list[list[str]]]:
     seed_curve = _curve(seeds, tau=0.0)
     seed_rows = [
-        [
-            f"{rate:g}",
-            f"{seed_curve['results']['psnr'][i]:.3f} ± {seed_curve['seed_std']['psnr'][i]:.4f}",
-            f"{seed_curve['results']['lpips_alex'][i]:.4f} ± {seed_curve['seed_std']['lpips_alex'][i]:.5f}",
-        ]
+        [f"{rate:g}", f"{seed_curve['results']['psnr'][i]:.3f} ± {seed_curve['seed_std']['psnr'][i]:.4f}",
+         f"{seed_curve['results']['lpips_alex'][i]:.4f} ± {seed_curve['seed_std']['lpips_alex'][i]:.5f}"]
         for i, rate in enumerate(seed_curve["rates"])
-    ]
+    ]  # fmt: skip
     step_rows = []
     for count in STEPS:
         c = _curve(steps, tau=0.0, steps=count)["results"]
         step_rows.append(
             [str(count), f"{c['psnr'][0]:.3f}", f"{c['lpips_alex'][0]:.4f}", f"{c['decoding_time'][0]:.2f}"]
         )
-    claims = [
-        ["LPIPS BD-rate, tau=0 vs tau=1", "-61% (written +158.75%)", lpips_bd],
-        ["mean PSNR cost of tau=0", "about 1 dB", f"{sum(psnr_loss) / len(psnr_loss):.2f} dB"],
-        ["PSNR BD-rate, tau=1 vs JPEG (Pillow 4:2:0)", "-", _bd(bd_rate, jpeg, tau1, "psnr", "%")],
-        ["PSNR BD-rate, tau=1 vs WebP (Pillow)", "-", _bd(bd_rate, webp, tau1, "psnr", "%")],
-        ["BD-PSNR, tau=1 vs JPEG", "-", _bd(bd_quality, jpeg, tau1, "psnr", " dB")],
-        ["PSNR and LPIPS monotone in tau at every rate", "yes", "yes" if monotone else "no"],
+    return seed_rows, step_rows
+
+
+def _codec_claims(sweep: dict) -> list[list[str]]:
+    tau1, jpeg, webp = _curve(sweep, tau=1.0), _curve(sweep, "jpeg"), _curve(sweep, "webp")
+    return [
+        ["PSNR BD-rate, tau=1 vs JPEG (Pillow 4:2:0)", _bd(bd_rate, jpeg, tau1, "psnr", "%")],
+        ["PSNR BD-rate, tau=1 vs WebP (Pillow)", _bd(bd_rate, webp, tau1, "psnr", "%")],
+        ["BD-PSNR, tau=1 vs JPEG", _bd(bd_quality, jpeg, tau1, "psnr", " dB")],
     ]
-    settings = sweep["settings"]
-    variant_rows, verdict = _variant_rows(sweep, variant, probe_rate)
-    variant_text = (
-        _table(["module", *[f"tau={t:g}" for t in TAUS]], variant_rows) + "\n\n" + verdict
-        if variant is not None
-        else "Not run: pass `--variant1 DIR` with a module trained by `dpfusion train fusion --variant direct`."
-    )
+
+
+def _sections(out: Path, splits: dict[str, dict], extras: dict, probe_rate: float) -> list[str]:
+    kodak, validation = splits["kodak"], splits["validation"]
+    seed_rows, step_rows = _seed_step_rows(extras["seeds"], extras["steps"])
+    verdict_header = ["rate", "evenness", "minus best blend", "beaten positions"]
+    return [
+        "## The dial's bars (default tau mode: the calibrated blend of the two ends)",
+        "Each figure on Kodak (the report) and on the 20 validation photos (held out from training; the dial's "
+        "calibration and the default steps were chosen on them). u(tau) = (L(1) - L(tau)) / (L(1) - L(0)) in "
+        "LPIPS-alex; the blend is the plain pixel blend of the decoded tau = 1 and tau = 0 images "
+        "(`--tau-mode linear`), the baseline a user can build without dpfusion.",
+        _bar_table(splits),
+        "## The codec against JPEG and WebP (Kodak)",
+        _table(["claim", "measured here"], _codec_claims(kodak["sweep"])),
+        "## PSNR dB / LPIPS-alex by rate and tau, the dial (Kodak mean)",
+        _table(["rate", "bpp", *[f"tau={t:g}" for t in TAUS]], _dial_rows(kodak)),
+        "## The same on the validation photos",
+        _table(["rate", "bpp", *[f"tau={t:g}" for t in TAUS]], _dial_rows(validation)),
+        "## Per rate: the dial (Kodak | validation) and the paper's eq. 4 (Kodak)",
+        _table(verdict_header, _verdict_rows(kodak, "sweep")),
+        _table(verdict_header, _verdict_rows(validation, "sweep")),
+        "Eq. 4 at the paper's tau (`--tau-mode paper`), PSNR dB / LPIPS-alex, Kodak:",
+        _table(["rate", *[f"tau={t:g}" for t in (0.0, *PAPER_TAUS, 1.0)]], _paper_rows(kodak)),
+        _table(verdict_header, _verdict_rows(kodak, "paper")),
+        "## Realism: FID and KID on 256x256 patches (HiFiC protocol), DISTS on whole images (Kodak)",
+        _table(["curve", "rate / quality", "bpp", "PSNR", "FID", "KID", "DISTS"], _realism_rows(kodak["realism"])),
+        "Validation photos (FID and KID):",
+        _table(
+            ["curve", "rate / quality", "bpp", "PSNR", "FID", "KID", "DISTS"], _realism_rows(validation["realism"])
+        ),  # fmt: skip
+        "## Stability over 10 noise seeds (tau = 0, 10 steps; mean ± std over seeds of the Kodak mean)",
+        "Paper: PSNR ± 0.0005 dB over 10 runs.",
+        _table(["rate", "PSNR dB", "LPIPS-alex"], seed_rows),
+        f"## Quality against sampling steps (tau = 0, rate {probe_rate:g}, Kodak)",
+        _table(["steps", "PSNR dB", "LPIPS-alex", "decode s / image"], step_rows),
+    ]
+
+
+def report(out: Path, splits: dict[str, dict], extras: dict, latency: str, command: str, probe_rate: float) -> str:
     shown = out.relative_to(ROOT)
-    return (
-        "\n\n".join(
-            [
-                "# Reproduction on Kodak with the embedded default model",
-                f"Produced by `{command}` (rerunnable; sweeps resume from their journals). Raw results: "
-                f"`{shown}/` (`sweep.json`, `seeds.json`, `steps.json`, per-curve CompressAI JSON, CSV), plots in "
-                f"`{shown}/plots/`. Images: {len({row['image'] for row in sweep['per_image']})} Kodak PNGs; "
-                f"real bitstreams, bpp from file sizes; {settings.get('steps')} DDIM steps; metrics "
-                f"{', '.join(m for m, info in sweep['metrics'].items() if info['available'])} "
-                "(psnr on RGB 8-bit, ms_ssim on RGB, lpips_alex = LPIPS v0.1 AlexNet).",
-                _model_line(),
-                "## Claims",
-                _table(["claim", "paper (Cheng2020, GPU-trained)", "measured here"], claims),
-                "## PSNR dB / LPIPS-alex by rate and tau (Kodak mean)",
-                _table(["rate", "bpp", *[f"tau={t:g}" for t in TAUS]], rows),
-                "## Stability over 10 noise seeds (tau = 0; mean ± std over seeds of the Kodak mean)",
-                "Paper: PSNR ± 0.0005 dB over 10 runs.",
-                _table(["rate", "PSNR dB", "LPIPS-alex"], seed_rows),
-                "## Quality against sampling steps (tau = 0)",
-                _table(["steps", "PSNR dB", "LPIPS-alex", "decode s / image"], step_rows),
-                f"## Variant-1 ablation (PSNR dB / LPIPS-alex at rate {probe_rate:g})",
-                variant_text,
-                "## Decode latency (`python benchmarks/decode_latency.py`, this machine, 2 CPU cores)",
-                "```text\n" + latency.strip() + "\n```",
-                "## Plots",
-                "\n".join(f"![{p.stem}](../{p.relative_to(ROOT)})" for p in sorted((out / "plots").rglob("*.png"))),
-            ]
-        )
-        + "\n"
-    )
+    settings = splits["kodak"]["sweep"]["settings"]
+    parts = [
+        "# Reproduction and dial measurements with the embedded default model",
+        f"Produced by `{command}` (rerunnable; sweeps resume from their journals). Raw results: `{shown}/` "
+        f"(Kodak) and `{shown}/validation/`: `sweep.json` (the dial), `blend.json`, `paper.json`, `realism.json`, "
+        f"`seeds.json`, `steps.json`, per-curve CompressAI JSON, CSV; plots in `{shown}/plots/`. Images: "
+        f"{len(settings['images'])} Kodak PNGs and {len(splits['validation']['sweep']['settings']['images'])} "
+        f"validation photos; real bitstreams, bpp from file sizes; {settings.get('steps')} sampling step(s); "
+        "psnr on RGB 8-bit, ms_ssim on RGB, lpips_alex = LPIPS v0.1 AlexNet.",
+        _model_line(),
+        *_sections(out, splits, extras, probe_rate),
+        f"## Variant-1 ablation (rate {probe_rate:g})",
+        _variant_text(extras.get("variant1")),
+        "## Decode latency (`python benchmarks/decode_latency.py`, this machine, 2 CPU cores)",
+        "```text\n" + latency.strip() + "\n```",
+        "## Plots",
+        "\n".join(f"![{p.stem}](../{p.relative_to(ROOT)})" for p in sorted((out / "plots").rglob("*.png"))),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def _variant_text(variant: dict | None) -> str:
+    if variant is None:
+        return "Not rerun: pass `--variant1 DIR` with a module trained by `dpfusion train fusion --variant direct`."
+    rows = [
+        [f"tau={p.tau:g}", f"{p.psnr:.2f}", f"{p.lpips:.4f}"]
+        for p in curve_points(variant, variant["curves"][0]["rates"][0])
+    ]
+    return _table(["Variant-1", "PSNR dB", "LPIPS-alex"], rows)
+
+
+def _tradeoff_plot(out: Path, docs: dict) -> None:
+    """PSNR against LPIPS per rate: the dial, the plain blend of its ends and the paper's eq. 4."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = _curve(docs["sweep"], tau=1.0)["rates"]
+    fig, axes = plt.subplots(2, (len(rates) + 1) // 2, figsize=(4 * ((len(rates) + 1) // 2), 7))
+    for ax, rate in zip(axes.flat, rates, strict=False):
+        for name, style in (("blend", "k--"), ("paper", "s-"), ("sweep", "o-")):
+            points = curve_points(docs[name], rate)
+            label = {"blend": "pixel blend of the ends", "paper": "eq. 4 (paper)", "sweep": "dial"}[name]
+            ax.plot([p.lpips for p in points], [p.psnr for p in points], style, label=label, markersize=4)
+        ax.set_title(f"rate {rate:g}")
+        ax.set_xlabel("LPIPS-alex")
+        ax.set_ylabel("PSNR dB")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "plots" / "tradeoff.png", dpi=90)
+    plt.close(fig)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kodak", default=str(ROOT.parent / "shared" / "data" / "kodak"))
+    parser.add_argument("--validation", default="/work/traindata/validation", help="`dpfusion data prepare` output")
     parser.add_argument("--out", default="results/default")
     parser.add_argument("--rates", default="0,1,2,3,4,5")
     parser.add_argument("--probe-rate", default="3", help="rate of the seed and step sweeps")
     parser.add_argument("--doc", default="docs/REPRODUCTION.md")
     parser.add_argument("--variant1", help="folder of a Variant-1 fusion module for the default codec")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads for the sweeps")
-    parser.add_argument(
-        "--metrics", default="psnr,ms_ssim,lpips_alex", help="metrics of the rate x tau sweep (add dists, fid, ...)"
-    )
+    parser.add_argument("--realism-metrics", default="psnr,fid,kid,dists", help="metrics of the realism sweep")
     args = parser.parse_args()
     out = ROOT / args.out
-    common = [args.kodak, "-q", "--threads", str(args.threads)]
-    _run(
-        [
-            "eval",
-            *common,
-            "-o",
-            str(out / "sweep.json"),
-            "--rates",
-            args.rates,
-            "--taus",
-            ",".join(f"{t:g}" for t in TAUS),
-            "--metrics",
-            args.metrics,
-            "--baselines",
-            "jpeg,webp",
-        ]
-    )
-    _run(
-        [
-            "eval",
-            *common,
-            "-o",
-            str(out / "seeds.json"),
-            "--rates",
-            args.probe_rate,
-            "--taus",
-            "0",
-            "--seeds",
-            "10",
-            "--metrics",
-            "psnr,lpips_alex",
-            "--baselines",
-            "none",
-        ]
-    )
-    _run(
-        [
-            "eval",
-            *common,
-            "-o",
-            str(out / "steps.json"),
-            "--rates",
-            args.probe_rate,
-            "--taus",
-            "0",
-            "--steps",
-            ",".join(map(str, STEPS)),
-            "--metrics",
-            "psnr,lpips_alex",
-            "--baselines",
-            "none",
-        ]
-    )
-    if args.variant1:
-        _run(
-            [
-                "eval",
-                *common,
-                "-o",
-                str(out / "variant1.json"),
-                "--fusion",
-                args.variant1,
-                "--rates",
-                args.probe_rate,
-                "--taus",
-                ",".join(f"{t:g}" for t in TAUS),
-                "--metrics",
-                "psnr,lpips_alex",
-                "--baselines",
-                "none",
-            ]
-        )
+    _split_sweeps(args.kodak, out, args)
+    args.realism_metrics = "psnr,fid,kid"  # DISTS on whole images is the slowest metric: Kodak only
+    _split_sweeps(args.validation, out / "validation", args)
+    _kodak_extras(args, out)
     _run(["plot", str(out / "sweep.json"), "-o", str(out / "plots")])
-    _run(["plot", str(out / "steps.json"), "-o", str(out / "plots" / "steps")])
+    splits = {"kodak": _split_docs(out), "validation": _split_docs(out / "validation")}
+    _tradeoff_plot(out, splits["kodak"])
+    extras = {name: load_results(out / f"{name}.json") for name in ("seeds", "steps")}
+    if args.variant1:
+        extras["variant1"] = load_results(out / "variant1.json")
     latency = _latency(out)
-    docs = [load_results(out / f"{name}.json") for name in ("sweep", "seeds", "steps")]
-    variant = load_results(out / "variant1.json") if args.variant1 else None
     command = "python benchmarks/reproduce.py " + " ".join(sys.argv[1:])
     with atomic_path(ROOT / args.doc) as tmp:
-        tmp.write_text(report(out, *docs, variant, latency, command.strip(), float(args.probe_rate)))
+        tmp.write_text(report(out, splits, extras, latency, command.strip(), float(args.probe_rate)))
     print(json.dumps({"written": args.doc}))
 
 

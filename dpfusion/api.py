@@ -20,7 +20,10 @@ from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import load_image, to_uint8
 from dpfusion.pipeline import check_fingerprint, compress, parse_for_decoding
 
-DEFAULT_STEPS = 10
+DEFAULT_STEPS = 1
+"""Chosen on the validation photos: the module's output barely depends on the steps (1 against 10 at
+tau = 0: -0.044 / -0.009 / -0.004 dB and -0.0020 / -0.0001 / -0.0000 LPIPS at rates 0 / 3 / 5, 20 photos),
+and one step decodes 28% faster (docs/METHOD.md)."""
 
 
 @dataclass

@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> None:
         "checkpoint": args.checkpoint,
         "fusion": args.fusion,
         "tau_mode": args.tau_mode,
-        "signatures": {format(rate, "g"): model_signature(models(rate)) for rate in spec.rates},
+        "signatures": {format(rate, "g"): model_signature(models(rate), spec.taus) for rate in spec.rates},
         "rates": list(spec.rates),
         "taus": list(spec.taus),
         "steps": list(spec.steps),
@@ -168,7 +168,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_tau_mode(p)
     p.add_argument("--rates", help="comma list of rate indices / zoo qualities (default: every rate of the codec)")
     p.add_argument("--taus", default=DEFAULT_TAUS, help=f"comma list of tau (default {DEFAULT_TAUS})")
-    p.add_argument("--steps", default=str(DEFAULT_STEPS), help="comma list of DDIM step counts (default 10)")
+    p.add_argument("--steps", default=str(DEFAULT_STEPS), help=f"comma list of DDIM step counts ({DEFAULT_STEPS})")
     p.add_argument("--seeds", default="1", help="N seeds (0..N-1) or a comma list of seeds (default 1)")
     p.add_argument(
         "--metrics",

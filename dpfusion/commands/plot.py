@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tau", type=tau_list, help="comma list of tau (default 1,0.5,0)")
     p.add_argument("--original", help="the source image: shown first, and PSNR in the titles")
     p.add_argument("--crop", help="X,Y,W,H of the enlarged crop (default: a centred square)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="DDIM steps (default 10)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"DDIM steps (default {DEFAULT_STEPS})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", help="local weights of the codec that wrote the file")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")

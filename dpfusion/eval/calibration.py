@@ -9,20 +9,24 @@ out from training and must not be the test set (Kodak): see ``dpfusion data prep
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from dpfusion.api import Model
+from dpfusion.atomic import atomic_path
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.dial import DialCalibration
 from dpfusion.imageio import to_tensor
 from dpfusion.metrics import METRICS
 
-WEIGHT_GRID = tuple(float(w) for w in np.round(np.concatenate([np.linspace(0, 0.2, 21), np.linspace(0.25, 1, 16)]), 4))
+WEIGHT_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 """Blend weights scored per rate: dense near 0, where LPIPS moves fastest."""
+CURVES_NAME = "dial_curves.json"
 KNOTS = tuple(float(t) for t in np.round(np.linspace(0, 1, 21), 4))
 
 
@@ -98,3 +102,18 @@ def even_weights(curve: BlendCurve, knots: Sequence[float] = KNOTS) -> tuple[flo
 
 def calibrate(curves: Sequence[BlendCurve], knots: Sequence[float] = KNOTS) -> DialCalibration:
     return DialCalibration(tuple(knots), {c.rate: even_weights(c, knots) for c in curves})
+
+
+def store_calibration(folder: str | Path, calibration: DialCalibration, curves: Sequence[BlendCurve]) -> Path:
+    """Write the calibration into the module's ``fusion.json`` (atomically) and the curves beside it."""
+    config_path = Path(folder) / "fusion.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DPFusionError(f"{config_path}: not a fusion config ({exc})") from None
+    config["dial"] = calibration.to_dict()
+    with atomic_path(config_path) as tmp:
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+    with atomic_path(Path(folder) / CURVES_NAME) as tmp:
+        tmp.write_text(json.dumps([c.to_dict() for c in curves], indent=1) + "\n")
+    return config_path

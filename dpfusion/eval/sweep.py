@@ -83,8 +83,9 @@ def list_images(folder: str | Path) -> list[DatasetImage]:
     return images
 
 
-def model_signature(model: Model) -> str:
-    """Identifies the codec weights, the fusion weights and the noise schedule that decode."""
+def model_signature(model: Model, taus: Sequence[float] = (0.5,)) -> str:
+    """Identifies the codec weights, the fusion weights and the noise schedule that decode, and the tau mode
+    (with its calibration) when some tau lies strictly inside (0, 1): at 0 and 1 every mode decodes the same."""
     codec = model.codec
     if model.fusion is None:
         fusion = "none"
@@ -92,7 +93,7 @@ def model_signature(model: Model) -> str:
         schedule = json.dumps(model.schedule.to_dict(), sort_keys=True) if model.schedule else "{}"
         fusion = state_digest(model.fusion).hex()[:16] + schedule
     dial = ""
-    if model.fusion is not None:
+    if model.fusion is not None and any(0.0 < t < 1.0 for t in taus):
         dial = f":tau_mode={model.tau_mode}"
         if model.tau_mode == "dial":
             dial += ":" + hashlib.sha256(json.dumps(model.dial.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
@@ -159,7 +160,7 @@ class Sweep:
 
     def _signature(self, rate: float) -> str:
         if rate not in self._signatures:
-            self._signatures[rate] = model_signature(self.model_for(rate))
+            self._signatures[rate] = model_signature(self.model_for(rate), self.spec.taus)
         return self._signatures[rate]
 
     def model_key(self, image: DatasetImage, rate: float, steps: int, seed: int) -> str:

@@ -13,6 +13,10 @@ from torch import nn
 
 from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.errors import DPFusionError
+from dpfusion.fusion.checkpoint import save_fusion
+from dpfusion.fusion.network import LatentFusion
+from dpfusion.fusion.schedule import NoiseSchedule
+from dpfusion.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from dpfusion.weights_io import weights_files
 
 AUX_WEIGHTS, AUX_CONFIG = "aux.safetensors", "aux.json"
@@ -44,3 +48,19 @@ def load_aux_encoder(folder: str | Path, codec: CodecAdapter) -> nn.Module:
         message = " ".join(str(exc).split())[:300]
         raise DPFusionError(f"{weights_path}: does not fit the codec's g_a ({message})") from None
     return aux.eval()
+
+
+def export_fusion_checkpoint(run_dir: str | Path, out_dir: str | Path, codec: CodecAdapter) -> Path:
+    """The fusion module of a run's last checkpoint (its EMA weights), written as a loadable module folder.
+
+    For a run stopped before its last step (a time-boxed GPU job): the run itself exports only at the end.
+    """
+    state = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
+    try:
+        stage = json.loads(state["stage"])
+        fusion = LatentFusion(**stage["fusion"])
+        schedule = NoiseSchedule(**stage["schedule"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DPFusionError(f"{run_dir}: not a fusion training checkpoint ({exc})") from None
+    fusion.load_state_dict(final_weights(state))
+    return save_fusion(out_dir, fusion, schedule, codec, extra={"trained_steps": int(state["step"])})

@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dpfusion.fusion.checkpoint import load_fusion
 from dpfusion.losses import build_perceptual_loss
 from dpfusion.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from dpfusion.train.discriminator import PatchDiscriminator, critic_loss, generator_loss
+from dpfusion.train.export import export_fusion_checkpoint, final_weights
 from dpfusion.train.fusion_stage import FusionStage
 from dpfusion.train.loop import run_training
 
@@ -82,3 +84,12 @@ def test_resume_restores_the_critic_and_its_optimizer(fusion_stage_factory, crop
     assert not torch.equal(straight["critic"]["body.0.parametrizations.weight.original"],
                            _adversarial_stage(fusion_stage_factory).critic.state_dict()[
                                "body.0.parametrizations.weight.original"])  # fmt: skip
+
+
+def test_an_interrupted_run_exports_its_ema_module(fusion_stage_factory, crop_sampler, config_factory, tmp_path):
+    stage = _adversarial_stage(fusion_stage_factory)
+    state = run_training(stage, crop_sampler, config_factory(steps=4, ema_decay=0.5), tmp_path / "run", progress=False)
+    export_fusion_checkpoint(tmp_path / "run", tmp_path / "module", stage.codec)
+    fusion, _ = load_fusion(tmp_path / "module", stage.codec)
+    for name, value in final_weights(state).items():
+        torch.testing.assert_close(fusion.state_dict()[name], value, rtol=0, atol=0)

@@ -1,0 +1,39 @@
+"""``dpfusion calibrate VALIDATION_DIR --fusion DIR``: even steps of the dial, measured on held-out photos."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from dpfusion.api import DEFAULT_STEPS, load
+from dpfusion.codecs.loading import DEFAULT_DIR, DEFAULT_NAME
+from dpfusion.eval.calibration import CURVES_NAME, calibrate, measure_blend_curves, store_calibration
+from dpfusion.eval.sweep import list_images
+from dpfusion.imageio import load_image
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load(DEFAULT_NAME, fusion=args.fusion)
+    rates = [float(r) for r in args.rates.split(",")] if args.rates else list(range(model.codec.model.num_rates))
+    images = [load_image(image.path) for image in list_images(args.dataset)]
+    curves = measure_blend_curves(model, images, rates, steps=args.steps, seed=args.seed)
+    calibration = calibrate(curves)
+    for curve in curves:
+        weights = ", ".join(f"{calibration.weight(t, curve.rate):.3f}" for t in (0.1, 0.3, 0.5, 0.7, 0.9))
+        print(f"rate {curve.rate:g}: w(tau = 0.1, 0.3, 0.5, 0.7, 0.9) = {weights}")
+    path = store_calibration(args.fusion, calibration, curves)
+    print(f"{path}: dial calibrated on {len(images)} photos ({args.dataset}); curves in {CURVES_NAME}")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="calibrate the dial's steps on validation photos (never the test set)")
+    p.add_argument("dataset", help="folder of validation photos held out from training (dpfusion data prepare)")
+    p.add_argument("--fusion", default=str(DEFAULT_DIR), help="fusion module folder to calibrate (default: embedded)")
+    p.add_argument("--rates", help="comma list of rate indices (default: every rate)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"steps of the tau = 0 decode ({DEFAULT_STEPS})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(run=run)
