@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from dpfusion.api import DEFAULT_STEPS
-from dpfusion.commands.common import open_for_decoding
+from dpfusion.commands.common import add_tau_mode, open_for_decoding
 from dpfusion.commands.decompress import tau_list
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.grid import parse_crop, tau_grid
@@ -73,4 +73,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", help="local weights of the codec that wrote the file")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
+    add_tau_mode(p)
     p.set_defaults(run=run_grid)
