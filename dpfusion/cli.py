@@ -9,10 +9,22 @@ from collections.abc import Sequence
 
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
 
-from dpfusion.commands import bdrate, compress, data, decompress, demo, eval, info, plot, train, weights  # noqa: E402
+from dpfusion.commands import (  # noqa: E402
+    bdrate,
+    compress,
+    data,
+    decompress,
+    demo,
+    eval,
+    info,
+    plot,
+    serve,
+    train,
+    weights,
+)
 from dpfusion.errors import DPFusionError  # noqa: E402
 
-COMMANDS = (demo, compress, decompress, info, train, data, eval, bdrate, plot, weights)
+COMMANDS = (demo, compress, decompress, info, train, data, eval, bdrate, plot, weights, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
