@@ -16,7 +16,7 @@ from dpfusion.errors import DPFusionError
 from dpfusion.metrics import available_metrics
 from dpfusion.serve import errors
 from dpfusion.serve.jobs import JobQueue
-from dpfusion.serve.limits import FORM_OVERHEAD, BodyLimit, Limits
+from dpfusion.serve.limits import FORM_OVERHEAD, BodyLimit, Limits, size_text
 from dpfusion.serve.scoring import PAGE_METRICS
 from dpfusion.serve.service import SAMPLE, DecodeRequest, Service, safe_stem
 from dpfusion.serve.sessions import Session, SessionStore
@@ -64,8 +64,8 @@ class Server:
 async def _upload(file: UploadFile, limits: Limits) -> bytes:
     data = await file.read()
     if len(data) > limits.max_upload_bytes:
-        limit = limits.max_upload_bytes / 1e6
-        raise DPFusionError(f"upload is {len(data) / 1e6:.1f} MB, over the limit of {limit:.1f} MB")
+        limit = size_text(limits.max_upload_bytes)
+        raise DPFusionError(f"upload is {size_text(len(data))}, over the limit of {limit}")
     return data
 
 
@@ -100,7 +100,7 @@ def _routes(app: FastAPI, state: Server) -> None:
             "model": model_name(service.model),
             "fusion": service.model.fusion is not None,
             "rates": service.rates(),
-            "default_steps": DEFAULT_STEPS,
+            "default_steps": min(DEFAULT_STEPS, limits.max_steps),
             "limits": vars(limits),
             "metrics": {name: availability.get(name) for name in PAGE_METRICS},
         }

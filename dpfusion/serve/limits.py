@@ -24,6 +24,11 @@ class Limits:
     cached_images: int = 6
 
 
+def size_text(count: float) -> str:
+    """Bytes for people: ``20.0 MB``, ``20 kB``."""
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.0f} kB"
+
+
 def _reject(status: int, message: str) -> tuple[dict, dict]:
     body = json.dumps({"error": message}).encode()
     start = {
@@ -60,6 +65,6 @@ class BodyLimit:
         if not length.isdigit():
             return 400, "Content-Length is not a number"
         if int(length) > self.max_bytes:
-            limit = (self.max_bytes - FORM_OVERHEAD) / 1e6
-            return 413, f"upload is {int(length) / 1e6:.1f} MB, over the limit of {limit:.1f} MB"
+            limit = size_text(self.max_bytes - FORM_OVERHEAD)
+            return 413, f"upload is {size_text(int(length))}, over the limit of {limit}"
         return None

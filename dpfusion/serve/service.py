@@ -59,7 +59,7 @@ class DecodeRequest:
         return ("tau", self.tau, self.steps, self.seed)
 
 
-BASE = DecodeRequest(tau=1.0)
+BASE = DecodeRequest(tau=1.0, steps=1)  # steps and seed play no part at tau = 1
 
 
 class Service:
