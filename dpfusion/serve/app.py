@@ -86,11 +86,13 @@ def create_app(model: Model, limits: Limits | None = None, sample: Path = SAMPLE
     app.mount("/static", StaticFiles(packages=[("dpfusion.serve", "static")]), name="static")
     page = resources.files("dpfusion.serve").joinpath("static/index.html").read_text()
     app.get("/", response_class=HTMLResponse, include_in_schema=False)(lambda: HTMLResponse(page))
-    _routes(app, state)
+    _session_routes(app, state)
+    _image_routes(app, state)
     return app
 
 
-def _routes(app: FastAPI, state: Server) -> None:
+def _session_routes(app: FastAPI, state: Server) -> None:
+    """Creating, describing, re-encoding and forgetting sessions."""
     service, queue, limits = state.service, state.queue, state.service.limits
 
     @app.get("/api/config", summary="the model, its rates, the limits and which metrics can run")
@@ -134,6 +136,16 @@ def _routes(app: FastAPI, state: Server) -> None:
         state.sessions.replace(sid, session)
         return state.info(sid, session)
 
+    @app.delete("/api/sessions/{sid}", summary="forget a session now instead of at expiry")
+    def forget(sid: str) -> dict[str, bool]:
+        state.sessions.remove(sid)
+        return {"deleted": True}
+
+
+def _image_routes(app: FastAPI, state: Server) -> None:
+    """Decoding, scoring and downloading what a session holds."""
+    service, queue, limits = state.service, state.queue, state.service.limits
+
     @app.post(
         "/api/sessions/{sid}/decode",
         summary="decode the session's bitstream at tau or a tau map: a PNG",
@@ -167,11 +179,6 @@ def _routes(app: FastAPI, state: Server) -> None:
         if session.original is None:
             raise HTTPException(404, "an opened .dpf has no original")
         return Response(await queue.run(png_bytes, session.original), media_type="image/png", headers=NO_STORE)
-
-    @app.delete("/api/sessions/{sid}", summary="forget a session now instead of at expiry")
-    def forget(sid: str) -> dict[str, bool]:
-        state.sessions.remove(sid)
-        return {"deleted": True}
 
 
 def model_name(model: Model) -> str:
