@@ -21,7 +21,7 @@ class Limits:
     queue_size: int = 4
     session_ttl_s: float = 1800.0
     max_sessions: int = 16
-    cached_images: int = 6
+    cached_images: int = 4
 
 
 def size_text(count: float) -> str:

@@ -92,7 +92,10 @@ def _shown(page: Page) -> bytes:
 def _drag_tau(page: Page, start: float, end: float) -> str:
     box = page.locator("#tau").bounding_box()
     y = box["y"] + box["height"] / 2
-    x = lambda value: box["x"] + 8 + value * (box["width"] - 16)  # noqa: E731 - the thumb is about 16 px wide
+
+    def x(value: float) -> float:  # the thumb is about 16 px wide
+        return box["x"] + 8 + value * (box["width"] - 16)
+
     page.mouse.move(x(start), y)
     page.mouse.down()
     page.mouse.move(x(end) - (20 if end == 0 else 0), y, steps=6)
