@@ -19,12 +19,13 @@ from dpfusion.commands import (  # noqa: E402
     eval,
     info,
     plot,
+    serve,
     train,
     weights,
 )
 from dpfusion.errors import DPFusionError  # noqa: E402
 
-COMMANDS = (demo, compress, decompress, info, train, data, calibrate, eval, bdrate, plot, weights)
+COMMANDS = (demo, compress, decompress, info, train, data, calibrate, eval, bdrate, plot, weights, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
