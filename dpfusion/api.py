@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from torch import Tensor
 
 from dpfusion.codecs import loading
 from dpfusion.codecs.adapter import LATENT_STRIDE, CodecAdapter, Encoded
@@ -75,15 +76,17 @@ class Model:
             real = synthesize_fused(codec, self.fusion, fused, zero, encoded.image_size)
         return [to_uint8(blend(base, real, w)) for w in weights]
 
-    def _fused(self, codec: CodecAdapter, y_hat, taus: list, image_size: tuple[int, int], steps: int, seed: int):
+    def _fused(
+        self, codec: CodecAdapter, y_hat: Tensor, taus: list[TauSpec], size: tuple[int, int], steps: int, seed: int
+    ) -> list[np.ndarray]:
         """Eq. 4 at every tau (the paper's path): one fused latent per tau, decoded through the blocks."""
-        grids = [tau_to_latent_grid(t, image_size, tuple(y_hat.shape[2:]), LATENT_STRIDE) for t in taus]
+        grids = [tau_to_latent_grid(t, size, tuple(y_hat.shape[2:]), LATENT_STRIDE) for t in taus]
         if self.fusion is None:
             latents = y_hat.repeat(len(taus), 1, 1, 1)
         else:
             latents = fuse_latents(self.fusion, y_hat, grids, self.schedule, steps, seed)
         return [
-            to_uint8(synthesize_fused(codec, self.fusion, latent[None], grid, image_size))
+            to_uint8(synthesize_fused(codec, self.fusion, latent[None], grid, size))
             for latent, grid in zip(latents, grids, strict=True)
         ]
 

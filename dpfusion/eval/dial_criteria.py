@@ -31,6 +31,7 @@ class RateVerdict:
     evenness: float  # max |u(tau) - (1 - tau)| over the interior taus
     blend_gap: float  # mean over the interior of (LPIPS - best blend LPIPS at no lower PSNR) / range
     wasted: tuple[tuple[float, float], ...]  # (tau, the tau that beats it in both PSNR and LPIPS)
+    beyond_blend: int = 0  # interior positions above every PSNR the sampled blend reaches (counted as gap 0)
 
 
 def curve_points(doc: dict, rate: float, metric: str = "lpips_alex") -> list[Point]:
@@ -65,11 +66,14 @@ def best_blend_lpips(blend: list[Point], psnr: float) -> float:
     return float(best)
 
 
-def blend_gap(points: list[Point], blend: list[Point]) -> float:
+def blend_gap(points: list[Point], blend: list[Point]) -> tuple[float, int]:
+    """Mean LPIPS excess over the blend at no lower PSNR, as a share of the LPIPS range, and how many
+    positions no blend sample matches in PSNR: the blend does not dominate those, so they count as 0."""
     ends = {p.tau: p for p in points}
     span = ends[1.0].lpips - ends[0.0].lpips
     gaps = [p.lpips - best_blend_lpips(blend, p.psnr) for p in _interior(points)]
-    return float(np.mean([g if np.isfinite(g) else 1.0 for g in gaps]) / span)
+    beyond = sum(1 for g in gaps if not np.isfinite(g))
+    return float(np.mean([g if np.isfinite(g) else 0.0 for g in gaps]) / span), beyond
 
 
 def wasted(points: list[Point]) -> tuple[tuple[float, float], ...]:
@@ -87,4 +91,5 @@ def wasted(points: list[Point]) -> tuple[tuple[float, float], ...]:
 
 def verdict(dial: dict, blend: dict, rate: float) -> RateVerdict:
     points = curve_points(dial, rate)
-    return RateVerdict(rate, evenness(points), blend_gap(points, curve_points(blend, rate)), wasted(points))
+    gap, beyond = blend_gap(points, curve_points(blend, rate))
+    return RateVerdict(rate, evenness(points), gap, wasted(points), beyond)

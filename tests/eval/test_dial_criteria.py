@@ -27,8 +27,10 @@ def test_blend_gap_compares_at_no_lower_psnr():
     assert best_blend_lpips(blend, 31.0) == pytest.approx(0.2)
     assert best_blend_lpips(blend, 32.5) == float("inf")
     worse = [Point(0.0, 30.0, 0.1), Point(0.5, 31.0, 0.24), Point(1.0, 32.0, 0.3)]
-    assert blend_gap(worse, blend) == pytest.approx(0.04 / 0.2)
-    assert blend_gap(blend, blend) == pytest.approx(0.0, abs=1e-9)
+    assert blend_gap(worse, blend) == (pytest.approx(0.04 / 0.2), 0)
+    assert blend_gap(blend, blend) == (pytest.approx(0.0, abs=1e-9), 0)
+    above = [Point(0.0, 30.0, 0.1), Point(0.5, 32.5, 0.29), Point(0.7, 31.0, 0.22), Point(1.0, 32.0, 0.3)]
+    assert blend_gap(above, blend) == (pytest.approx(0.01 / 0.2), 1)  # 32.5 dB: beyond every blend sample
 
 
 def test_wasted_positions_respect_the_margins_and_exempt_tau_one():
