@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from dpfusion.atomic import atomic_path
+from dpfusion.atomic import PathLike, atomic_paths
 from dpfusion.errors import DPFusionError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
@@ -79,7 +80,19 @@ def to_uint8(image: Tensor) -> np.ndarray:
     return image.clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-def save_png(path: str | Path, array: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 array as PNG via a temporary file, so failures leave nothing."""
-    with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
+def save_pngs(paths: Sequence[PathLike], arrays: Sequence[np.ndarray], inputs: Sequence[PathLike | None] = ()) -> None:
+    """Write (H, W, 3) uint8 arrays as PNGs, all or none: a failure on the last leaves not even the first.
+
+    ``inputs`` are the command's own input files, which the output policy of ``atomic`` refuses to replace.
+    """
+    with atomic_paths(paths, inputs) as temps:
+        for path, tmp, array in zip(paths, temps, arrays, strict=True):
+            try:
+                Image.fromarray(array).save(tmp, format="PNG")
+            except OSError as exc:  # a full disk, a quota
+                raise DPFusionError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def save_png(path: PathLike, array: np.ndarray, inputs: Sequence[PathLike | None] = ()) -> None:
+    """Write one (H, W, 3) uint8 array as PNG via a temporary file, so failures leave nothing."""
+    save_pngs([path], [array], inputs)

@@ -250,3 +250,40 @@ def test_real_process(tmp_path, tiny_image_factory, tiny_gain_codec, gain_args, 
     # Nothing was written: the default output name, photo.png, is still the RGBA source.
     assert sorted(p.name for p in tmp_path.glob("photo*")) == ["photo.dpf", "photo.png"]
     assert np.asarray(Image.open(source)).shape == (33, 17, 4)
+
+
+def test_compress_never_overwrites_its_input(tmp_path, tiny_png, gain_args, capsys) -> None:
+    photo = tiny_png.read_bytes()
+    code, stdout, err = run_cli(capsys, "compress", tiny_png, "-o", tiny_png, *gain_args)
+    assert_one_line_error(code, err, "it is the input")
+    assert stdout == "" and tiny_png.read_bytes() == photo
+    named_dpf = tmp_path / "photo.dpf"  # a PNG with the wrong suffix: the default output is itself
+    named_dpf.write_bytes(photo)
+    code, _, err = run_cli(capsys, "compress", named_dpf, *gain_args)
+    assert_one_line_error(code, err, "it is the input")
+    assert named_dpf.read_bytes() == photo
+
+
+def test_decompress_never_overwrites_its_input(dpf_file, tiny_gain_checkpoint, capsys) -> None:
+    data = dpf_file.read_bytes()
+    code, _, err = run_cli(capsys, "decompress", dpf_file, "-o", dpf_file, "--checkpoint", tiny_gain_checkpoint)
+    assert_one_line_error(code, err, "it is the input")
+    assert dpf_file.read_bytes() == data
+
+
+def test_output_onto_a_fifo_is_refused(tmp_path, tiny_png, gain_args, capsys) -> None:
+    fifo = tmp_path / "sink"
+    os.mkfifo(fifo)
+    code, _, err = run_cli(capsys, "compress", tiny_png, "-o", fifo, *gain_args)
+    assert_one_line_error(code, err, "it is a fifo")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_output_through_a_symlink(tmp_path, tiny_png, gain_args, tiny_gain_codec, tiny_image, capsys) -> None:
+    real = tmp_path / "store" / "real.dpf"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    (tmp_path / "link.dpf").symlink_to(real)
+    assert run_cli(capsys, "compress", tiny_png, "-o", tmp_path / "link.dpf", "--quality", "1", *gain_args)[0] == 0
+    assert (tmp_path / "link.dpf").is_symlink()
+    assert real.read_bytes() == pipeline.compress(tiny_gain_codec, tiny_image)

@@ -120,3 +120,26 @@ def test_fusion_for_other_weights_is_refused(setup, capsys, tmp_path, gain_check
     _, _, bare, _ = setup
     assert main(["decompress", str(dpf), "--tau", "0", "--fusion", str(tmp_path / "other"), *bare]) == 1
     _one_line_error(capsys, other.fingerprint.hex())
+
+
+def test_a_failure_on_the_second_output_leaves_no_first(setup, tmp_path, capsys, monkeypatch):
+    dpf, args, _, _ = setup
+    (tmp_path / "x_tau1.00.png").mkdir()  # the second output cannot be written
+    assert main(["decompress", str(dpf), "--tau", "0,1", *args]) == 1
+    _one_line_error(capsys, "it is a folder")
+    assert not (tmp_path / "x_tau0.00.png").exists()
+    (tmp_path / "x_tau1.00.png").rmdir()
+
+    saves = []
+
+    def failing_save(image, fp, *rest, **kwargs):
+        saves.append(fp)
+        if len(saves) == 2:
+            raise OSError(28, "No space left on device")
+        original(image, fp, *rest, **kwargs)
+
+    original = Image.Image.save
+    monkeypatch.setattr(Image.Image, "save", failing_save)
+    assert main(["decompress", str(dpf), "--tau", "0,1", *args]) == 1
+    _one_line_error(capsys, "x_tau1.00.png: No space left on device")
+    assert len(saves) == 2 and not list(tmp_path.glob("x_tau*"))

@@ -11,10 +11,11 @@ import numpy as np
 from PIL import Image
 
 from dpfusion.api import DEFAULT_STEPS
+from dpfusion.atomic import output_target
 from dpfusion.commands.common import open_for_decoding, unit_float
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import TauSpec
-from dpfusion.imageio import load_image, save_png
+from dpfusion.imageio import load_image, save_pngs
 
 
 def tau_list(text: str) -> list[float]:
@@ -60,11 +61,14 @@ def run(args: argparse.Namespace) -> None:
     else:
         values = args.tau if args.tau is not None else [_suggested_tau(file.tau, model.fusion is not None)]
         taus, labels = list(values), [f"{v:.2f}" for v in values]
+    paths, inputs = _outputs(args, len(taus), labels), (args.input, args.tau_map, args.checkpoint)
+    for path in paths:  # refuse a bad output before the slow part; the write checks again
+        output_target(path, inputs)
     started = time.perf_counter()
     images = model.decompress_many(data, taus, steps=args.steps, seed=args.seed)
     elapsed = time.perf_counter() - started
-    for path, image, label in zip(_outputs(args, len(images), labels), images, labels, strict=True):
-        save_png(path, image)
+    save_pngs(paths, images, inputs)
+    for path, label in zip(paths, labels, strict=True):
         print(f"{path}: {file.width}x{file.height}, tau={label}")
     print(f"decoded {len(images)} image(s) in {elapsed:.2f} s ({args.steps} steps, seed {args.seed})")
 

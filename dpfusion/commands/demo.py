@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> None:
     model = load(DEFAULT_NAME, args.rate)
     print(f"[2/4] compressing {source.name} ({original.shape[1]}x{original.shape[0]}) at rate {model.codec.quality:g}")
     data = model.compress(original)
-    write_bytes_atomic(out_dir / f"{source.stem}.dpf", data)
+    write_bytes_atomic(out_dir / f"{source.stem}.dpf", data, inputs=(source,))
     bpp = 8 * len(data) / (original.shape[0] * original.shape[1])
     taus = DEMO_TAUS if model.fusion is not None else (1.0,)
     if model.fusion is None:
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         image = model.decompress(data, tau=tau, steps=args.steps, seed=args.seed)
         elapsed = time.perf_counter() - started
-        save_png(out_dir / f"{source.stem}_tau{tau:.2f}.png", image)
+        save_png(out_dir / f"{source.stem}_tau{tau:.2f}.png", image, inputs=(source,))
         images.append(image)
         rows.append((tau, _scores(image, original, usable, notes), elapsed))
     print(f"[4/4] writing {out_dir}")
