@@ -18,11 +18,28 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from dpfusion.atomic import PathLike, atomic_paths
+from dpfusion.codecs.adapter import LATENT_STRIDE
 from dpfusion.errors import DPFusionError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
 MAX_PIXELS = 64_000_000
-"""Largest image accepted (about 8000x8000): beyond it the codec's activations would not fit in memory."""
+"""Largest padded image accepted (about 8000x8000): beyond it the codec's activations would not fit in memory."""
+
+
+def padded_size(height: int, width: int) -> tuple[int, int]:
+    """The size the codec really works on: each side padded up to a multiple of its stride."""
+    return -(-height // LATENT_STRIDE) * LATENT_STRIDE, -(-width // LATENT_STRIDE) * LATENT_STRIDE
+
+
+def check_pixels(height: int, width: int, what: str) -> None:
+    """Refuse an image whose *padded* size is over MAX_PIXELS (1x1048576 pads to 64x1048576), before allocating it."""
+    padded_h, padded_w = padded_size(height, width)
+    if padded_h * padded_w > MAX_PIXELS:
+        side = math.isqrt(MAX_PIXELS)
+        raise DPFusionError(
+            f"{what} {width}x{height}, padded to {padded_w}x{padded_h} = {padded_h * padded_w} pixels, is over the "
+            f"limit of {MAX_PIXELS} (about {side}x{side})"
+        )
 
 
 def _to_uint8_rgb(image: Image.Image, name: str) -> np.ndarray:
@@ -50,13 +67,7 @@ def load_image(path: str | Path) -> np.ndarray:
         raise DPFusionError(f"image not found: {path}")
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                side = math.isqrt(MAX_PIXELS)
-                raise DPFusionError(
-                    f"{path}: {width}x{height} has {width * height} pixels, over the limit of "
-                    f"{MAX_PIXELS} (about {side}x{side}); downscale or tile it first"
-                )
+            check_pixels(image.size[1], image.size[0], f"{path}:")
             image = ImageOps.exif_transpose(image)
             array = _to_uint8_rgb(image, path.name)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
