@@ -20,6 +20,14 @@ from dpfusion.imageio import load_image, to_uint8
 from dpfusion.pipeline import check_fingerprint, compress, parse_for_decoding
 
 DEFAULT_STEPS = 10
+MAX_SEED = 2**63 - 1
+"""Seeds are [0, 2**63 - 1]: every one is a valid torch seed, and no two spellings give the same noise."""
+
+
+def check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise DPFusionError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+    return seed
 
 
 @dataclass
@@ -40,6 +48,7 @@ class Model:
         self, data: bytes, taus: Sequence[TauSpec], steps: int = DEFAULT_STEPS, seed: int = 0
     ) -> list[np.ndarray]:
         """Decode one bitstream at several tau values (scalars or image-sized maps) in one batched pass."""
+        check_seed(seed)
         file = parse_for_decoding(data)
         check_fingerprint(self.codec, file)
         if file.codec != self.codec.name:

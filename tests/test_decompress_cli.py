@@ -105,11 +105,9 @@ def test_bad_options(setup, capsys, tmp_path):
     _one_line_error(capsys, "--tau-map")
     assert main(["decompress", str(tmp_path / "missing.dpf"), *args]) == 1
     _one_line_error(capsys, "not found")
-    for bad in ("1.5", "-0.1", "0,abc"):
-        with pytest.raises(SystemExit) as exit_info:
-            main(["decompress", str(dpf), "--tau", bad, *args])
-        assert exit_info.value.code == 2
-        assert "--tau" in capsys.readouterr().err
+    for bad in ("1.5", "-0.1", "0,abc", "nan"):
+        assert main(["decompress", str(dpf), "--tau", bad, *args]) == 1
+        _one_line_error(capsys, "--tau")
     assert not list(tmp_path.glob("x*.png"))
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from dpfusion.api import DEFAULT_STEPS
 from dpfusion.atomic import output_target
-from dpfusion.commands.common import open_for_decoding, unit_float
+from dpfusion.commands.common import open_for_decoding, seed, unit_float
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import TauSpec
 from dpfusion.imageio import load_image, save_pngs
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tau", type=tau_list, help="1 = base codec, 0 = most realistic; comma list for several")
     p.add_argument("--tau-map", dest="tau_map", help="greyscale PNG: per-pixel tau (white = fidelity)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="DDIM steps (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the initial noise, in [0, 2**63 - 1]")
     p.add_argument("--checkpoint", help="local weights of the codec that wrote the file")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
     p.set_defaults(run=run)

@@ -11,6 +11,7 @@ import numpy as np
 from dpfusion.api import DEFAULT_STEPS, load
 from dpfusion.atomic import write_bytes_atomic
 from dpfusion.codecs.loading import DEFAULT_NAME
+from dpfusion.commands.common import seed
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.grid import tau_grid
 from dpfusion.imageio import load_image, save_png, to_tensor
@@ -84,5 +85,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default="dpfusion-demo", help="output folder (default: dpfusion-demo)")
     p.add_argument("--rate", type=float, help="rate index of the default model (default: its configured rate)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.set_defaults(run=run)
