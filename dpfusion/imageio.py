@@ -68,6 +68,9 @@ def load_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             check_pixels(image.size[1], image.size[0], f"{path}:")
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:  # encoding frame 1 of an animation without a word would be a silent conversion
+                raise DPFusionError(f"{path}: an animation of {frames} frames; dpfusion encodes still images")
             image = ImageOps.exif_transpose(image)
             array = _to_uint8_rgb(image, path.name)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

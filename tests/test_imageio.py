@@ -287,3 +287,15 @@ def test_save_png_failure_keeps_the_old_file(tmp_path, tiny_image, monkeypatch) 
         save_png(target, tiny_image)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".webp", ".tif"])
+def test_an_animation_is_refused_in_one_line(tmp_path, tiny_image_factory, suffix) -> None:
+    path = tmp_path / f"anim{suffix}"
+    frames = [Image.fromarray(tiny_image_factory(8, 12, seed=s)) for s in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with pytest.raises(DPFusionError, match=rf"anim\{suffix}: an animation of 3 frames; dpfusion encodes still") as e:
+        load_image(path)
+    assert "\n" not in str(e.value)
+    frames[0].save(tmp_path / f"still{suffix}")  # one frame of the same format is fine
+    assert load_image(tmp_path / f"still{suffix}").shape == (8, 12, 3)

@@ -25,9 +25,13 @@ def tau_list(text: str) -> list[float]:
 
 
 def load_tau_map(path: str, size: tuple[int, int]) -> np.ndarray:
-    """A greyscale image as tau in [0, 1] (white = 1 = fidelity), resized to the image if needed."""
+    """A greyscale image as tau in [0, 1] (white = 1 = fidelity), resized to the image with a warning if needed."""
     grey = np.asarray(Image.fromarray(load_image(path)).convert("L"))
     if grey.shape != size:
+        warnings.warn(
+            f"{path}: tau map is {grey.shape[1]}x{grey.shape[0]}, the image {size[1]}x{size[0]}: resized to fit",
+            stacklevel=2,
+        )
         grey = np.asarray(Image.fromarray(grey).resize((size[1], size[0]), Image.Resampling.BILINEAR))
     return grey.astype(np.float32) / 255.0
 
