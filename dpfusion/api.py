@@ -25,6 +25,14 @@ DEFAULT_STEPS = 1
 """Chosen on the validation photos: the module's output barely depends on the steps (1 against 10 at
 tau = 0: -0.044 / -0.009 / -0.004 dB and -0.0020 / -0.0001 / -0.0000 LPIPS at rates 0 / 3 / 5, 20 photos),
 and one step decodes 28% faster (docs/METHOD.md)."""
+MAX_SEED = 2**63 - 1
+"""Seeds are [0, 2**63 - 1]: every one is a valid torch seed, and no two spellings give the same noise."""
+
+
+def check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise DPFusionError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+    return seed
 
 
 @dataclass
@@ -55,6 +63,7 @@ class Model:
         self, data: bytes, taus: Sequence[TauSpec], steps: int = DEFAULT_STEPS, seed: int = 0
     ) -> list[np.ndarray]:
         """Decode one bitstream at several tau values (scalars or image-sized maps) in one batched pass."""
+        check_seed(seed)
         file = parse_for_decoding(data)
         check_fingerprint(self.codec, file)
         if file.codec != self.codec.name:

@@ -6,6 +6,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
 
@@ -28,10 +29,18 @@ from dpfusion.errors import DPFusionError  # noqa: E402
 COMMANDS = (demo, compress, decompress, info, train, data, calibrate, eval, bdrate, plot, weights, serve)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are a DPFusionError, so a bad option ends like every other user error.
+
+    argparse would print its usage and exit 2; sub-command parsers are built from the same class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise DPFusionError(f"{' '.join(message.split())} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dpfusion", description="Decoder-side fidelity/realism dial for learned image codecs."
-    )
+    parser = _Parser(prog="dpfusion", description="Decoder-side fidelity/realism dial for learned image codecs.")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(sub)
@@ -39,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     warnings.formatwarning = lambda message, *rest, **kw: f"dpfusion: warning: {message}\n"
     try:
+        args = build_parser().parse_args(argv)
         args.run(args)
     except DPFusionError as exc:
         print(f"dpfusion: error: {exc}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,29 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from dpfusion.atomic import atomic_path
+from dpfusion.atomic import PathLike, atomic_paths
+from dpfusion.codecs.adapter import LATENT_STRIDE
 from dpfusion.errors import DPFusionError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
 MAX_PIXELS = 64_000_000
-"""Largest image accepted (about 8000x8000): beyond it the codec's activations would not fit in memory."""
+"""Largest padded image accepted (about 8000x8000): beyond it the codec's activations would not fit in memory."""
+
+
+def padded_size(height: int, width: int) -> tuple[int, int]:
+    """The size the codec really works on: each side padded up to a multiple of its stride."""
+    return -(-height // LATENT_STRIDE) * LATENT_STRIDE, -(-width // LATENT_STRIDE) * LATENT_STRIDE
+
+
+def check_pixels(height: int, width: int, what: str) -> None:
+    """Refuse an image whose *padded* size is over MAX_PIXELS (1x1048576 pads to 64x1048576), before allocating it."""
+    padded_h, padded_w = padded_size(height, width)
+    if padded_h * padded_w > MAX_PIXELS:
+        side = math.isqrt(MAX_PIXELS)
+        raise DPFusionError(
+            f"{what} {width}x{height}, padded to {padded_w}x{padded_h} = {padded_h * padded_w} pixels, is over the "
+            f"limit of {MAX_PIXELS} (about {side}x{side})"
+        )
 
 
 def _to_uint8_rgb(image: Image.Image, name: str) -> np.ndarray:
@@ -49,13 +67,10 @@ def load_image(path: str | Path) -> np.ndarray:
         raise DPFusionError(f"image not found: {path}")
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                side = math.isqrt(MAX_PIXELS)
-                raise DPFusionError(
-                    f"{path}: {width}x{height} has {width * height} pixels, over the limit of "
-                    f"{MAX_PIXELS} (about {side}x{side}); downscale or tile it first"
-                )
+            check_pixels(image.size[1], image.size[0], f"{path}:")
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:  # encoding frame 1 of an animation without a word would be a silent conversion
+                raise DPFusionError(f"{path}: an animation of {frames} frames; dpfusion encodes still images")
             image = ImageOps.exif_transpose(image)
             array = _to_uint8_rgb(image, path.name)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -79,7 +94,19 @@ def to_uint8(image: Tensor) -> np.ndarray:
     return image.clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-def save_png(path: str | Path, array: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 array as PNG via a temporary file, so failures leave nothing."""
-    with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
+def save_pngs(paths: Sequence[PathLike], arrays: Sequence[np.ndarray], inputs: Sequence[PathLike | None] = ()) -> None:
+    """Write (H, W, 3) uint8 arrays as PNGs, all or none: a failure on the last leaves not even the first.
+
+    ``inputs`` are the command's own input files, which the output policy of ``atomic`` refuses to replace.
+    """
+    with atomic_paths(paths, inputs) as temps:
+        for path, tmp, array in zip(paths, temps, arrays, strict=True):
+            try:
+                Image.fromarray(array).save(tmp, format="PNG")
+            except OSError as exc:  # a full disk, a quota
+                raise DPFusionError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def save_png(path: PathLike, array: np.ndarray, inputs: Sequence[PathLike | None] = ()) -> None:
+    """Write one (H, W, 3) uint8 array as PNG via a temporary file, so failures leave nothing."""
+    save_pngs([path], [array], inputs)

@@ -57,10 +57,7 @@ def check_fingerprint(codec: CodecAdapter, file: DpfFile) -> None:
 def parse_for_decoding(data: bytes) -> DpfFile:
     """``unpack`` plus the size guard: a crafted header must not make the decoder allocate gigabytes."""
     file = unpack(data)
-    if file.pixels > imageio.MAX_PIXELS:
-        raise DPFusionError(
-            f"file declares a {file.width}x{file.height} image, over the limit of {imageio.MAX_PIXELS} pixels"
-        )
+    imageio.check_pixels(file.height, file.width, "file declares an image of")
     return file
 
 

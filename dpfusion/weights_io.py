@@ -43,6 +43,25 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _refusal(text: str) -> str:
+    """torch's weights-only refusal (300 characters advising ``weights_only=False``) as one short line.
+
+    torch names what it blocked as ``GLOBAL module.name`` in every variant of the message
+    (an unlisted global, a blocked module such as ``posix.system``): that name is the news.
+    """
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"refused: holds a Python object ({found.group(1)}), not only tensors; dpfusion loads weights only"
+    detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    if detail:
+        reason = one_line(detail.group(1), limit=160)
+    elif "Weights only load failed" in text:
+        reason = "the weights-only loader refused it"
+    else:
+        reason = one_line(text, limit=160)
+    return f"not a loadable weights file (UnpicklingError: {reason})"
+
+
 def load_torch_file(path: Path) -> Any:
     """``torch.load`` restricted to tensors and plain containers, every failure a one-line DPFusionError."""
     if not path.is_file():
@@ -50,15 +69,6 @@ def load_torch_file(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # a pickle that is more than tensors, or not a pickle at all
-        text = str(exc)
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        if found:
-            raise DPFusionError(
-                f"{path}: refused: holds a Python object ({found.group(1)}), not only tensors; "
-                "dpfusion loads weights only"
-            ) from None
-        detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
-        reason = one_line(detail.group(1) if detail else exc)
-        raise DPFusionError(f"{path}: not a loadable weights file (UnpicklingError: {reason})") from None
+        raise DPFusionError(f"{path}: {_refusal(str(exc))}") from None
     except Exception as exc:  # damaged or not a torch file
         raise DPFusionError(f"{path}: not a loadable weights file ({type(exc).__name__}: {one_line(exc)})") from None

@@ -15,7 +15,9 @@ import torch
 from PIL import Image
 
 from dpfusion import atomic, pipeline
+from dpfusion.api import Model
 from dpfusion.cli import main
+from dpfusion.errors import DPFusionError
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -107,22 +109,43 @@ def test_tau_below_one_needs_a_fusion_module(dpf_file, tiny_gain_checkpoint, tmp
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "fragment"),
     [
-        ["decompress", "x.dpf", "--tau", "2"],
-        ["decompress", "x.dpf", "--tau", "-0.1"],
-        ["decompress", "x.dpf", "--tau", "half"],
-        ["compress", "x.png", "--suggest-tau", "1.5"],
-        ["compress", "x.png", "--model", "jpeg"],
-        ["frobnicate"],
-        [],
+        (["decompress", "x.dpf", "--tau", "2"], "--tau must be in [0, 1], got 2.0"),
+        (["decompress", "x.dpf", "--tau", "-0.1"], "--tau must be in [0, 1]"),
+        (["decompress", "x.dpf", "--tau", "nan"], "--tau must be in [0, 1], got nan"),
+        (["decompress", "x.dpf", "--tau", "half"], "--tau must be a number, got 'half'"),
+        (["decompress", "x.dpf", "--tau", "0.5,abc"], "got 'abc'"),
+        (["decompress", "x.dpf", "--seed", str(2**64)], f"--seed: must be an integer in [0, 2**63 - 1], got '{2**64}'"),
+        (["decompress", "x.dpf", "--seed", "-1"], "--seed: must be an integer in [0, 2**63 - 1]"),
+        (["decompress", "x.dpf", "--seed", "2**64"], "got '2**64'"),
+        (["demo", "--seed", str(2**63)], "--seed"),
+        (["decompress", "x.dpf", "--steps", "ten"], "invalid int value: 'ten'"),
+        (["compress", "x.png", "--suggest-tau", "1.5"], "--suggest-tau must be in [0, 1]"),
+        (["compress", "x.png", "--model", "jpeg"], "invalid choice: 'jpeg'"),
+        (["compress"], "the following arguments are required: image (see dpfusion compress --help)"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "the following arguments are required: command (see dpfusion --help)"),
     ],
 )
-def test_bad_arguments_exit_2(argv, capsys) -> None:
+def test_bad_arguments_are_one_line_and_exit_1(argv, fragment, capsys) -> None:
+    code, stdout, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, fragment)
+    assert stdout == "" and "usage:" not in err
+
+
+def test_seed_range_in_the_api(dpf_file, tiny_gain_codec) -> None:
+    model = Model(tiny_gain_codec)
+    for bad in (-1, 2**63, 2**64, 0.5, True):
+        with pytest.raises(DPFusionError, match="seed must be an integer in"):
+            model.decompress(dpf_file.read_bytes(), seed=bad)
+    assert model.decompress(dpf_file.read_bytes(), seed=2**63 - 1).shape == (40, 56, 3)
+
+
+def test_help_still_exits_0(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+        main(["decompress", "--help"])
+    assert exc.value.code == 0 and "--tau" in capsys.readouterr().out
 
 
 def test_wrong_model_is_one_line_error(dpf_file, gain_checkpoint_factory, tmp_path, capsys) -> None:
@@ -250,3 +273,40 @@ def test_real_process(tmp_path, tiny_image_factory, tiny_gain_codec, gain_args, 
     # Nothing was written: the default output name, photo.png, is still the RGBA source.
     assert sorted(p.name for p in tmp_path.glob("photo*")) == ["photo.dpf", "photo.png"]
     assert np.asarray(Image.open(source)).shape == (33, 17, 4)
+
+
+def test_compress_never_overwrites_its_input(tmp_path, tiny_png, gain_args, capsys) -> None:
+    photo = tiny_png.read_bytes()
+    code, stdout, err = run_cli(capsys, "compress", tiny_png, "-o", tiny_png, *gain_args)
+    assert_one_line_error(code, err, "it is the input")
+    assert stdout == "" and tiny_png.read_bytes() == photo
+    named_dpf = tmp_path / "photo.dpf"  # a PNG with the wrong suffix: the default output is itself
+    named_dpf.write_bytes(photo)
+    code, _, err = run_cli(capsys, "compress", named_dpf, *gain_args)
+    assert_one_line_error(code, err, "it is the input")
+    assert named_dpf.read_bytes() == photo
+
+
+def test_decompress_never_overwrites_its_input(dpf_file, tiny_gain_checkpoint, capsys) -> None:
+    data = dpf_file.read_bytes()
+    code, _, err = run_cli(capsys, "decompress", dpf_file, "-o", dpf_file, "--checkpoint", tiny_gain_checkpoint)
+    assert_one_line_error(code, err, "it is the input")
+    assert dpf_file.read_bytes() == data
+
+
+def test_output_onto_a_fifo_is_refused(tmp_path, tiny_png, gain_args, capsys) -> None:
+    fifo = tmp_path / "sink"
+    os.mkfifo(fifo)
+    code, _, err = run_cli(capsys, "compress", tiny_png, "-o", fifo, *gain_args)
+    assert_one_line_error(code, err, "it is a fifo")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_output_through_a_symlink(tmp_path, tiny_png, gain_args, tiny_gain_codec, tiny_image, capsys) -> None:
+    real = tmp_path / "store" / "real.dpf"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    (tmp_path / "link.dpf").symlink_to(real)
+    assert run_cli(capsys, "compress", tiny_png, "-o", tmp_path / "link.dpf", "--quality", "1", *gain_args)[0] == 0
+    assert (tmp_path / "link.dpf").is_symlink()
+    assert real.read_bytes() == pipeline.compress(tiny_gain_codec, tiny_image)

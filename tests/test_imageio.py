@@ -228,15 +228,22 @@ def test_missing_file_and_folder(tmp_path) -> None:
         assert "\n" not in str(exc.value)
 
 
-def test_pixel_limit(tmp_path, tiny_image_factory, monkeypatch) -> None:
-    monkeypatch.setattr(imageio, "MAX_PIXELS", 100)
+def test_pixel_limit_counts_the_padded_size(tmp_path, tiny_image_factory, monkeypatch) -> None:
+    monkeypatch.setattr(imageio, "MAX_PIXELS", 64 * 128)
     path = tmp_path / "big.png"
-    Image.fromarray(tiny_image_factory(10, 11)).save(path)
-    with pytest.raises(DPFusionError, match=r"110 pixels, over the limit of 100") as exc:
+    Image.fromarray(tiny_image_factory(1, 129)).save(path)  # 129 pixels, but the codec works on 64x192
+    with pytest.raises(DPFusionError, match=r"129x1, padded to 192x64 = 12288 pixels, is over the limit of 8192") as e:
         load_image(path)
-    assert "\n" not in str(exc.value)
-    Image.fromarray(tiny_image_factory(10, 10)).save(path)
-    assert load_image(path).shape == (10, 10, 3)  # exactly at the limit is fine
+    assert "\n" not in str(e.value)
+    Image.fromarray(tiny_image_factory(64, 128)).save(path)
+    assert load_image(path).shape == (64, 128, 3)  # exactly at the limit is fine
+
+
+@given(height=st.integers(1, 1 << 20), width=st.integers(1, 1 << 20))
+def test_padded_size_is_the_smallest_stride_multiple(height: int, width: int) -> None:
+    padded_h, padded_w = imageio.padded_size(height, width)
+    for side, padded in ((height, padded_h), (width, padded_w)):
+        assert padded % 64 == 0 and side <= padded < side + 64
 
 
 def test_tensor_conversions_are_exact_inverses() -> None:
@@ -276,7 +283,19 @@ def test_save_png_failure_keeps_the_old_file(tmp_path, tiny_image, monkeypatch) 
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", failing_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DPFusionError, match="cannot write .*out.png: disk full"):  # one line, not a traceback
         save_png(target, tiny_image)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".webp", ".tif"])
+def test_an_animation_is_refused_in_one_line(tmp_path, tiny_image_factory, suffix) -> None:
+    path = tmp_path / f"anim{suffix}"
+    frames = [Image.fromarray(tiny_image_factory(8, 12, seed=s)) for s in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with pytest.raises(DPFusionError, match=rf"anim\{suffix}: an animation of 3 frames; dpfusion encodes still") as e:
+        load_image(path)
+    assert "\n" not in str(e.value)
+    frames[0].save(tmp_path / f"still{suffix}")  # one frame of the same format is fine
+    assert load_image(tmp_path / f"still{suffix}").shape == (8, 12, 3)

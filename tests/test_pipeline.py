@@ -88,5 +88,8 @@ def test_header_over_the_pixel_limit_is_refused_before_decoding(tiny_gain_codec,
         raise AssertionError("decoding started")
 
     monkeypatch.setattr(tiny_gain_codec, "decode_latent", never)
-    with pytest.raises(DPFusionError, match="100000x100000 image, over the limit"):
+    with pytest.raises(DPFusionError, match="100000x100000, padded to 100032x100032 = 10006401024 pixels, is over"):
         pipeline.decode_base(huge, codec=tiny_gain_codec)
+    thin = pack(dataclasses.replace(file, height=1, width=1 << 20))  # 1048576 pixels, 67108864 once padded
+    with pytest.raises(DPFusionError, match="1048576x1, padded to 1048576x64 = 67108864 pixels, is over the limit"):
+        pipeline.decode_base(thin, codec=tiny_gain_codec)

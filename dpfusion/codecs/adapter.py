@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from dpfusion.bitstream import QUALITY_SCALE
 from dpfusion.codecs.gain_hyperprior import GainMeanScaleHyperprior
+from dpfusion.codecs.strings import check_strings, guarded
 from dpfusion.errors import DPFusionError
 
 FINGERPRINT_BYTES = 8
@@ -109,6 +110,13 @@ class CodecAdapter:
         with torch.no_grad():
             return int(self.model.g_a(torch.zeros(1, 3, LATENT_STRIDE, LATENT_STRIDE)).shape[1])
 
+    @functools.cached_property
+    def symbols_per_cell(self) -> tuple[int, int]:
+        """Symbols in the y and the z string (CompressAI writes ``[y, z]``) per 64x64 cell of the padded image."""
+        with torch.no_grad():
+            y = self.model.g_a(torch.zeros(1, 3, LATENT_STRIDE, LATENT_STRIDE))
+            return y.numel(), self.model.h_a(y).numel()
+
     def latent_shape(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """The hyper-latent grid ``decompress`` expects; a function of the padded size."""
         return tuple(-(-side // LATENT_STRIDE) for side in image_size)
@@ -141,9 +149,15 @@ class CodecAdapter:
 
     @torch.no_grad()
     def decode_latent(self, encoded: Encoded) -> Tensor:
-        """The quantised latent (1, C, h, w) that ``g_s`` would decode, exactly."""
-        strings = [[s] for s in encoded.strings]
+        """The quantised latent (1, C, h, w) that ``g_s`` would decode, exactly.
+
+        The strings are checked and guarded first (``codecs.strings``): a forged file gives
+        a DPFusionError or a wrong image, never a read past the end of the string.
+        """
+        check_strings(encoded.strings, len(self.symbols_per_cell), self.name)
         shape = self.latent_shape(encoded.image_size)
+        cells = shape[0] * shape[1]
+        strings = [[s] for s in guarded(encoded.strings, [n * cells for n in self.symbols_per_cell])]
         with self._probing_synthesis() as probe:
             self.model.decompress(strings, shape, **self.rate_kwargs(self.quality))
         if probe.latent is None:

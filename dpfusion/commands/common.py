@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from dpfusion.api import Model, load
+from dpfusion.api import Model, check_seed, load
 from dpfusion.bitstream import DpfFile
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.dial import DEFAULT_TAU_MODE, TAU_MODES
@@ -36,6 +36,14 @@ def unit_float(name: str) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def seed(text: str) -> int:
+    """argparse type for a noise seed: an integer in [0, 2**63 - 1] (``api.check_seed``)."""
+    try:
+        return check_seed(int(text))
+    except (ValueError, DPFusionError):
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63 - 1], got {text!r}") from None
 
 
 def open_for_decoding(args: argparse.Namespace) -> tuple[bytes, DpfFile, Model]:

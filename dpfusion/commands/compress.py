@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from dpfusion.atomic import write_bytes_atomic
+from dpfusion.atomic import output_target, write_bytes_atomic
 from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, load_codec
 from dpfusion.commands.common import unit_float
 from dpfusion.imageio import load_image
@@ -14,13 +14,15 @@ from dpfusion.pipeline import compress
 
 
 def run(args: argparse.Namespace) -> None:
+    out = Path(args.output) if args.output else Path(args.image).with_suffix(".dpf")
+    inputs = (args.image, args.checkpoint)
+    output_target(out, inputs)  # refuse a bad output before the slow part; the write checks again
     image = load_image(args.image)
     codec = load_codec(args.model, args.quality, args.checkpoint)
     started = time.perf_counter()
     data = compress(codec, image, tau=args.suggest_tau)
     elapsed = time.perf_counter() - started
-    out = Path(args.output) if args.output else Path(args.image).with_suffix(".dpf")
-    write_bytes_atomic(out, data)
+    write_bytes_atomic(out, data, inputs)
     height, width = image.shape[:2]
     print(
         f"{out}: {len(data)} bytes, {8 * len(data) / (height * width):.4f} bpp "

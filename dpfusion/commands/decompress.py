@@ -11,10 +11,11 @@ import numpy as np
 from PIL import Image
 
 from dpfusion.api import DEFAULT_STEPS
-from dpfusion.commands.common import add_tau_mode, open_for_decoding, unit_float
+from dpfusion.atomic import output_target
+from dpfusion.commands.common import add_tau_mode, open_for_decoding, seed, unit_float
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import TauSpec
-from dpfusion.imageio import load_image, save_png
+from dpfusion.imageio import load_image, save_pngs
 
 
 def tau_list(text: str) -> list[float]:
@@ -24,9 +25,13 @@ def tau_list(text: str) -> list[float]:
 
 
 def load_tau_map(path: str, size: tuple[int, int]) -> np.ndarray:
-    """A greyscale image as tau in [0, 1] (white = 1 = fidelity), resized to the image if needed."""
+    """A greyscale image as tau in [0, 1] (white = 1 = fidelity), resized to the image with a warning if needed."""
     grey = np.asarray(Image.fromarray(load_image(path)).convert("L"))
     if grey.shape != size:
+        warnings.warn(
+            f"{path}: tau map is {grey.shape[1]}x{grey.shape[0]}, the image {size[1]}x{size[0]}: resized to fit",
+            stacklevel=2,
+        )
         grey = np.asarray(Image.fromarray(grey).resize((size[1], size[0]), Image.Resampling.BILINEAR))
     return grey.astype(np.float32) / 255.0
 
@@ -60,11 +65,14 @@ def run(args: argparse.Namespace) -> None:
     else:
         values = args.tau if args.tau is not None else [_suggested_tau(file.tau, model.fusion is not None)]
         taus, labels = list(values), [f"{v:.2f}" for v in values]
+    paths, inputs = _outputs(args, len(taus), labels), (args.input, args.tau_map, args.checkpoint)
+    for path in paths:  # refuse a bad output before the slow part; the write checks again
+        output_target(path, inputs)
     started = time.perf_counter()
     images = model.decompress_many(data, taus, steps=args.steps, seed=args.seed)
     elapsed = time.perf_counter() - started
-    for path, image, label in zip(_outputs(args, len(images), labels), images, labels, strict=True):
-        save_png(path, image)
+    save_pngs(paths, images, inputs)
+    for path, label in zip(paths, labels, strict=True):
         print(f"{path}: {file.width}x{file.height}, tau={label}")
     print(
         f"decoded {len(images)} image(s) in {elapsed:.2f} s ({args.steps} steps, seed {args.seed}, "
@@ -81,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tau", type=tau_list, help="1 = base codec, 0 = most realistic; comma list for several")
     p.add_argument("--tau-map", dest="tau_map", help="greyscale PNG: per-pixel tau (white = fidelity)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"DDIM steps (default {DEFAULT_STEPS})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the initial noise, in [0, 2**63 - 1]")
     p.add_argument("--checkpoint", help="local weights of the codec that wrote the file")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
     add_tau_mode(p)

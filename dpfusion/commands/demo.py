@@ -11,7 +11,7 @@ import numpy as np
 from dpfusion.api import DEFAULT_STEPS, load
 from dpfusion.atomic import write_bytes_atomic
 from dpfusion.codecs.loading import DEFAULT_NAME
-from dpfusion.commands.common import add_tau_mode
+from dpfusion.commands.common import add_tau_mode, seed
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.grid import tau_grid
 from dpfusion.imageio import load_image, save_png, to_tensor
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> None:
     model = load(DEFAULT_NAME, args.rate, tau_mode=args.tau_mode)
     print(f"[2/4] compressing {source.name} ({original.shape[1]}x{original.shape[0]}) at rate {model.codec.quality:g}")
     data = model.compress(original)
-    write_bytes_atomic(out_dir / f"{source.stem}.dpf", data)
+    write_bytes_atomic(out_dir / f"{source.stem}.dpf", data, inputs=(source,))
     bpp = 8 * len(data) / (original.shape[0] * original.shape[1])
     taus = DEMO_TAUS if model.fusion is not None else (1.0,)
     if model.fusion is None:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         image = model.decompress(data, tau=tau, steps=args.steps, seed=args.seed)
         elapsed = time.perf_counter() - started
-        save_png(out_dir / f"{source.stem}_tau{tau:.2f}.png", image)
+        save_png(out_dir / f"{source.stem}_tau{tau:.2f}.png", image, inputs=(source,))
         images.append(image)
         rows.append((tau, _scores(image, original, usable, notes), elapsed))
     print(f"[4/4] writing {out_dir}")
@@ -85,6 +85,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default="dpfusion-demo", help="output folder (default: dpfusion-demo)")
     p.add_argument("--rate", type=float, help="rate index of the default model (default: its configured rate)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     add_tau_mode(p)
     p.set_defaults(run=run)

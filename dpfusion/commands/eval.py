@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from dpfusion.api import DEFAULT_STEPS, Model, load
+from dpfusion.api import DEFAULT_STEPS, Model, check_seed, load
 from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, ZOO_ARCHITECTURES
 from dpfusion.commands.common import add_tau_mode
 from dpfusion.errors import DPFusionError
@@ -49,6 +49,8 @@ def seed_list(text: str) -> tuple[int, ...]:
         if values[0] < 1:
             raise DPFusionError(f"--seeds N needs N >= 1, got {values[0]}")
         return tuple(range(values[0]))
+    for value in values:
+        check_seed(value)
     return values
 
 

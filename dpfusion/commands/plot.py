@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from dpfusion.api import DEFAULT_STEPS
-from dpfusion.commands.common import add_tau_mode, open_for_decoding
+from dpfusion.commands.common import add_tau_mode, open_for_decoding, seed
 from dpfusion.commands.decompress import tau_list
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.grid import parse_crop, tau_grid
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--original", help="the source image: shown first, and PSNR in the titles")
     p.add_argument("--crop", help="X,Y,W,H of the enlarged crop (default: a centred square)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"DDIM steps (default {DEFAULT_STEPS})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--checkpoint", help="local weights of the codec that wrote the file")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
     add_tau_mode(p)

@@ -20,6 +20,7 @@ import torch.distributed as dist
 from dpfusion.codecs.adapter import CodecAdapter, state_digest
 from dpfusion.codecs.gain_hyperprior import DEFAULT_LAMBDAS, GainMeanScaleHyperprior
 from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, load_codec
+from dpfusion.commands.common import seed
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion, save_fusion
 from dpfusion.fusion.network import LatentFusion
@@ -189,7 +190,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema-decay", dest="ema_decay", type=float, help="0 disables the weight EMA")
     p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int)
     p.add_argument("--log-every", dest="log_every", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=seed)
     p.add_argument("--threads", type=int, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
 

@@ -27,7 +27,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from dpfusion.atomic import atomic_path
+from dpfusion.api import check_seed
+from dpfusion.atomic import atomic_path, remove_stale_temps
 from dpfusion.codecs.adapter import LATENT_STRIDE
 from dpfusion.errors import DPFusionError
 from dpfusion.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
@@ -84,6 +85,7 @@ class TrainConfig:
             raise DPFusionError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.checkpoint_every < 1 or self.log_every < 1:
             raise DPFusionError("checkpoint_every and log_every must be >= 1")
+        check_seed(self.seed)
 
     def lr_at(self, step: int) -> float:
         if step < self.warmup_steps:
@@ -224,6 +226,8 @@ def run_training(
         ema = AveragedModel(stage.trainable, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
 
     step = 0
+    if resume and rank == 0:
+        remove_stale_temps(out_dir)  # what a kill -9 during a write left: never renamed, never read
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         if state.get("world_size", 1) != world:

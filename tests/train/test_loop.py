@@ -175,6 +175,17 @@ def test_resume_without_a_checkpoint_starts_fresh_and_a_damaged_one_is_refused(
         run_training(fusion_stage_factory(), crop_sampler, config_factory(steps=4), tmp_path, resume=True)
 
 
+def test_resume_cleans_the_temp_file_a_kill_left(fusion_stage_factory, crop_sampler, config_factory, tmp_path):
+    run_training(fusion_stage_factory(), crop_sampler, config_factory(steps=2), tmp_path, progress=False)
+    stale = tmp_path / f".{CHECKPOINT_NAME}.x7_q2k9m.tmp"  # what kill -9 in the middle of torch.save leaves
+    stale.write_bytes(b"half a checkpoint")
+    unrelated = tmp_path / "notes.tmp"
+    unrelated.write_bytes(b"not ours")
+    state = run_training(fusion_stage_factory(), crop_sampler, config_factory(steps=3), tmp_path, resume=True)
+    assert state["step"] == 3
+    assert not stale.exists() and unrelated.exists()
+
+
 class _NanStage(TrainingStage):
     def __init__(self) -> None:
         super().__init__()
@@ -208,6 +219,8 @@ def test_train_config_validation():
         {"steps": True},
         {"lr": None},
         {"schedule": 1},
+        {"seed": -1},
+        {"seed": 2**64},
     ):
         with pytest.raises(DPFusionError):
             TrainConfig.from_dict(bad)
