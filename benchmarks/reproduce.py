@@ -182,7 +182,7 @@ BAR_NAMES = [
     ("mean PSNR cost of tau=0", "<= 1.0 dB"),
     ("FID tau=0 / tau=1, range over the measured rates", "<= 0.5x"),
     ("KID tau=0 / tau=1, range over the measured rates", "<= 0.3x"),
-    ("evenness: max |u(tau) - (1 - tau)| over rates", "<= 0.15"),
+    ("evenness: max \\|u(tau) - (1 - tau)\\| over rates", "<= 0.15"),
     ("interior LPIPS minus best blend at no lower PSNR (share of range), worst rate", "<= +0.02"),
     ("positions beaten in PSNR (> 0.01 dB) and LPIPS (> 0.0005)", "none"),
 ]
