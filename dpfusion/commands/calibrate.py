@@ -31,7 +31,11 @@ def run(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="calibrate the dial's steps on validation photos (never the test set)")
     p.add_argument("dataset", help="folder of validation photos held out from training (dpfusion data prepare)")
-    p.add_argument("--fusion", default=str(DEFAULT_DIR), help="fusion module folder to calibrate (default: embedded)")
+    p.add_argument(
+        "--fusion",
+        default=str(DEFAULT_DIR),
+        help="fusion module folder of the default model to calibrate (default: the embedded one)",
+    )
     p.add_argument("--rates", help="comma list of rate indices (default: every rate)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"steps of the tau = 0 decode ({DEFAULT_STEPS})")
     p.add_argument("--seed", type=int, default=0)
