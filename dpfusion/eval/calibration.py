@@ -20,9 +20,11 @@ import torch
 from dpfusion.api import Model
 from dpfusion.atomic import atomic_path
 from dpfusion.errors import DPFusionError
+from dpfusion.fusion.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from dpfusion.fusion.dial import DialCalibration
 from dpfusion.imageio import to_tensor
 from dpfusion.metrics import METRICS
+from dpfusion.weights_io import weights_files
 
 WEIGHT_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 """Blend weights scored per rate: dense near 0, where LPIPS moves fastest."""
@@ -106,7 +108,7 @@ def calibrate(curves: Sequence[BlendCurve], knots: Sequence[float] = KNOTS) -> D
 
 def store_calibration(folder: str | Path, calibration: DialCalibration, curves: Sequence[BlendCurve]) -> Path:
     """Write the calibration into the module's ``fusion.json`` (atomically) and the curves beside it."""
-    config_path = Path(folder) / "fusion.json"
+    config_path, _ = weights_files(folder, WEIGHTS_NAME, CONFIG_NAME, "fusion checkpoint")
     try:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError) as exc:

@@ -26,6 +26,8 @@ import torch
 from torch import Tensor
 
 from dpfusion.errors import DPFusionError
+from dpfusion.fusion.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from dpfusion.weights_io import weights_files
 
 TAU_MODES = ("dial", "linear", "paper")
 DEFAULT_TAU_MODE = "dial"
@@ -109,8 +111,7 @@ def blend(base: Tensor, real: Tensor, weight: float | np.ndarray) -> Tensor:
 
 def load_dial(folder: str | Path) -> DialCalibration:
     """The calibration stored in a fusion module's JSON; the linear blend when it has none."""
-    path = Path(folder)
-    config_path = path / "fusion.json" if path.is_dir() else path.with_name("fusion.json")
+    config_path, _ = weights_files(folder, WEIGHTS_NAME, CONFIG_NAME, "fusion checkpoint")
     try:
         stored = json.loads(config_path.read_text()).get("dial")
         return LINEAR if stored is None else DialCalibration.from_dict(stored)
