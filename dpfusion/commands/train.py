@@ -188,6 +188,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", choices=("constant", "cosine"))
     p.add_argument("--grad-clip", dest="grad_clip", type=float)
     p.add_argument("--ema-decay", dest="ema_decay", type=float, help="0 disables the weight EMA")
+    p.add_argument(
+        "--critic-lr-scale",
+        dest="critic_lr_scale",
+        type=float,
+        help="the critic's learning rate over the module's (adversarial runs; two time-scale update rule)",
+    )
     p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int)
     p.add_argument("--log-every", dest="log_every", type=int)
     p.add_argument("--seed", type=seed)

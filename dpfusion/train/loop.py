@@ -49,6 +49,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
     ema_decay: float = 0.0
+    critic_lr_scale: float = 1.0
     checkpoint_every: int = 500
     log_every: int = 50
     seed: int = 0
@@ -81,6 +82,8 @@ class TrainConfig:
             raise DPFusionError(f"learning rate must be positive, got {self.lr}")
         if self.schedule not in ("constant", "cosine"):
             raise DPFusionError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.critic_lr_scale <= 0:
+            raise DPFusionError(f"critic_lr_scale must be positive, got {self.critic_lr_scale}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise DPFusionError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.checkpoint_every < 1 or self.log_every < 1:
@@ -140,7 +143,8 @@ def _critic_optimizer(stage: TrainingStage, config: TrainConfig, world: int) -> 
         return None
     if world > 1:
         raise DPFusionError("adversarial training runs in one process; start it without torchrun")
-    return torch.optim.AdamW(stage.critic.parameters(), lr=config.lr)
+    # beta1 = 0.5, the GAN convention: momentum tuned for a fixed target lags a moving opponent.
+    return torch.optim.AdamW(stage.critic.parameters(), lr=config.lr * config.critic_lr_scale, betas=(0.5, 0.999))
 
 
 def _critic_step(stage: TrainingStage, optimizer: torch.optim.Optimizer, lr: float) -> dict[str, Tensor]:
@@ -303,7 +307,7 @@ def run_training(
         if ema is not None:
             ema.update_parameters(stage.trainable)
         if critic_optimizer is not None:
-            logs = {**logs, **_critic_step(stage, critic_optimizer, lr)}
+            logs = {**logs, **_critic_step(stage, critic_optimizer, lr * config.critic_lr_scale)}
         step += 1
         bar.update(1)
         if step % config.log_every == 0 or step == config.steps:

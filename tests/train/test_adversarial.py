@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
+from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion
 from dpfusion.losses import build_perceptual_loss
 from dpfusion.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from dpfusion.train.discriminator import PatchDiscriminator, critic_loss, generator_loss
 from dpfusion.train.export import export_fusion_checkpoint, final_weights
 from dpfusion.train.fusion_stage import FusionStage
-from dpfusion.train.loop import run_training
+from dpfusion.train.loop import TrainConfig, run_training
 
 
 def _adversarial_stage(fusion_stage_factory, weight: float = 0.5, seed: int = 0) -> FusionStage:
@@ -93,3 +95,16 @@ def test_an_interrupted_run_exports_its_ema_module(fusion_stage_factory, crop_sa
     fusion, _ = load_fusion(tmp_path / "module", stage.codec)
     for name, value in final_weights(state).items():
         torch.testing.assert_close(fusion.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_the_critic_runs_at_its_own_learning_rate(fusion_stage_factory, crop_sampler, config_factory, tmp_path):
+    config = config_factory(steps=2, checkpoint_every=2, lr=1e-4, critic_lr_scale=4.0)
+    run_training(_adversarial_stage(fusion_stage_factory), crop_sampler, config, tmp_path, progress=False)
+    groups = load_checkpoint(tmp_path / CHECKPOINT_NAME)["critic_optimizer"]["param_groups"]
+    assert [g["lr"] for g in groups] == [pytest.approx(4e-4)]
+    assert [g["betas"] for g in groups] == [(0.5, 0.999)]
+
+
+def test_a_non_positive_critic_rate_is_refused():
+    with pytest.raises(DPFusionError, match="critic_lr_scale"):
+        TrainConfig.from_dict({"critic_lr_scale": 0.0})
