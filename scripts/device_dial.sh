@@ -16,12 +16,12 @@ dpfusion weights prepare >/dev/null
 tar -xf traindata.tar -C data
 for weight in 0.05 0.2; do
   timeout "$budget" dpfusion train fusion data/train -o "runs/gan$weight" --init dpfusion/weights/default \
-    --model default --loss lpips_alex --latent-weight 0 --adversarial-weight "$weight" --image-mse-weight 3 \
+    --model default --loss lpips_alex --latent-weight 0 --adversarial-weight "$weight" --critic-lr-scale 4 --image-mse-weight 3 \
     --steps 100000 --batch-size 8 --crop 256 --lr 1e-4 --warmup-steps 100 --ema-decay 0.995 \
     --checkpoint-every 500 --log-every 50 --device cuda || true
   python scripts/export_fusion.py "runs/gan$weight" "$out/gan$weight"
   cp "runs/gan$weight/log.csv" "$out/gan$weight/"
   dpfusion calibrate data/validation --fusion "$out/gan$weight" --threads 8
-  dpfusion eval data/validation -o "$out/gan$weight/val.json" --fusion "$out/gan$weight" --taus 0,1 \
-    --metrics psnr,lpips_alex,fid,kid --baselines none -q
+  python benchmarks/validation_realism.py data/validation shipped "$out/gan$weight" --rates 0,3,5 --threads 8 \
+    | tee "$out/gan$weight/validation_realism.txt"
 done
