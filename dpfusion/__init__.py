@@ -14,12 +14,14 @@ from dpfusion.errors import DPFusionError  # noqa: E402
 from dpfusion.fusion.network import LatentFusion  # noqa: E402
 from dpfusion.fusion.sampler import TauDDIMSampler  # noqa: E402
 from dpfusion.fusion.schedule import NoiseSchedule  # noqa: E402
+from dpfusion.session import DecodeSession  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
     "BitstreamError",
     "CodecAdapter",
     "DPFusionError",
+    "DecodeSession",
     "DpfFile",
     "GainMeanScaleHyperprior",
     "LatentFusion",

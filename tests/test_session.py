@@ -110,3 +110,80 @@ def test_decompress_many_equals_the_one_shot_path(models, tiny_image, mode, step
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(model.decompress(data, tau=0.3, steps=steps, seed=4), expected[1])
+
+
+@pytest.mark.parametrize("mode", ["dial", "paper"])
+def test_a_session_renders_each_tau_as_the_one_shot_path_does(models, tiny_image, mode):
+    model = models[mode]
+    data = model.compress(tiny_image, quality=1.5)
+    taus = _taus(tiny_image)
+    expected = _one_shot(model, data, taus, steps=2, seed=9)
+    session = model.open(data)
+    for tau, image in zip(reversed(taus), reversed(expected), strict=True):  # one at a time, base first
+        np.testing.assert_array_equal(session.render(tau, steps=2, seed=9), image)
+    for a, b in zip(session.render_many(taus, steps=2, seed=9), expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+class _Counter:
+    def __init__(self, monkeypatch, owner, name: str) -> None:
+        self.calls = 0
+        original = getattr(owner, name)
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
+
+
+@pytest.mark.parametrize("mode", ["dial", "paper"])
+def test_re_rendering_never_parses_or_entropy_decodes(models, tiny_image, monkeypatch, mode):
+    import dpfusion.codecs.adapter as adapter
+    import dpfusion.session as session_module
+
+    model = models[mode]
+    data = model.compress(tiny_image)
+    parses = _Counter(monkeypatch, session_module, "parse_for_decoding")
+    entropy = _Counter(monkeypatch, adapter.CodecAdapter, "decode_latent")
+    conditions = _Counter(monkeypatch, type(model.fusion), "encode_condition")
+    forwards = _Counter(monkeypatch, type(model.fusion), "forward")
+    session = model.open(data)
+    assert (parses.calls, entropy.calls) == (1, 1)
+    first = session.render(0.0, steps=3)
+    assert forwards.calls == 3  # one network pass per step
+    for tau in (0.1, 0.5, 0.9, 1.0):
+        session.render(tau, steps=3)
+    session.render(0.4, steps=3, seed=1)
+    assert (parses.calls, entropy.calls, conditions.calls) == (1, 1, 1)
+    # dial: both ends cached, a new tau is a blend (the new seed decodes one more tau = 0); paper: eq. 4 per tau
+    assert forwards.calls == (6 if mode == "dial" else 3 * 5)
+    np.testing.assert_array_equal(session.render(0.0, steps=3), first)
+
+
+def test_progress_reports_every_sampler_step(models, tiny_image):
+    session = models["dial"].open(models["dial"].compress(tiny_image))
+    seen: list[tuple[int, int]] = []
+    session.render(0.2, steps=4, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    seen.clear()
+    session.render(0.7, steps=4, progress=lambda done, total: seen.append((done, total)))
+    assert seen == []  # both ends cached: nothing left to sample
+
+
+def test_a_session_refuses_what_the_one_shot_path_refuses(models, tiny_image, tiny_codec_factory):
+    from dpfusion import pipeline
+    from dpfusion.errors import DPFusionError
+
+    model = models["dial"]
+    with pytest.raises(DPFusionError, match="fingerprint"):
+        model.open(pipeline.compress(tiny_codec_factory("gain-hyperprior", 1, 1.0), tiny_image))
+    session = model.open(model.compress(tiny_image))
+    for bad in (1.5, np.zeros((3, 3), np.float32)):
+        with pytest.raises(DPFusionError, match="tau"):
+            session.render(bad)
+    with pytest.raises(DPFusionError, match="seed"):
+        session.render(0.5, seed=-1)
+    bare = Model(model.codec).open(model.compress(tiny_image))
+    with pytest.raises(DPFusionError, match="fusion module"):
+        bare.render(0.5)

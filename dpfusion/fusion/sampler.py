@@ -45,10 +45,21 @@ class TauDDIMSampler:
     def step(self, denoised: Tensor, index: int, sample: Tensor, condition: Tensor, tau: Tensor | float) -> Tensor:
         return tau_ddim_step(denoised, sample, condition, self.alphas[index], self.alphas_prev[index], tau)
 
-    def sample(self, model: Denoiser, noise: Tensor, condition: Tensor, tau: Tensor | float) -> Tensor:
-        """Run all steps from ``noise`` (the y_T draw); ``tau`` broadcasts against the latent."""
+    def sample(
+        self,
+        model: Denoiser,
+        noise: Tensor,
+        condition: Tensor,
+        tau: Tensor | float,
+        callback: Callable[[int, int], None] | None = None,
+    ) -> Tensor:
+        """Run all steps from ``noise`` (the y_T draw); ``tau`` broadcasts against the latent.
+        ``callback(done, total)`` after each step."""
         sample = noise
-        for index in range(len(self.timesteps)):
+        total = len(self.timesteps)
+        for index in range(total):
             denoised = model(sample, self.t_fraction(index))
             sample = self.step(denoised, index, sample, condition, tau)
+            if callback is not None:
+                callback(index + 1, total)
         return sample
