@@ -12,6 +12,7 @@ import torch
 from dpfusion.codecs import loading
 from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.codecs.loading import DEFAULT_NAME, load_codec
+from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion
 from dpfusion.fusion.decoding import DEFAULT_STEPS, MAX_SEED, TauSpec, check_seed
@@ -23,6 +24,7 @@ from dpfusion.pipeline import compress
 from dpfusion.session import DecodeSession
 
 __all__ = ["DEFAULT_STEPS", "MAX_SEED", "DecodeSession", "Model", "check_seed", "load"]
+
 
 @dataclass
 class Model:
@@ -49,6 +51,18 @@ class Model:
         codec = self.codec if quality is None else self.codec.with_quality(quality)
         return compress(codec, array, tau=tau)
 
+    def to(self, device: str | torch.device) -> Model:
+        """Run ``g_s`` and the fusion module on ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``).
+
+        Entropy coding (``g_a``, the hyperprior, the entropy models) stays on the CPU, so a
+        bitstream never depends on the device; the sampler's noise is drawn on the CPU too.
+        """
+        self.device = resolve_device(device)
+        self.codec.model.g_s.to(self.device)
+        if self.fusion is not None:
+            self.fusion.to(self.device)
+        return self
+
     def open(self, data: bytes) -> DecodeSession:
         """Parse, check and entropy-decode a .dpf once; the session renders any tau, steps and seed from it."""
         return DecodeSession(self, data)
@@ -71,12 +85,15 @@ def load(
     checkpoint: str | Path | None = None,
     fusion: str | Path | None = None,
     tau_mode: str = DEFAULT_TAU_MODE,
+    device: str | torch.device = "cpu",
 ) -> Model:
-    """Load a base codec and its fusion module (the embedded one for the default model) with its dial."""
+    """Load a base codec and its fusion module (the embedded one for the default model) with its dial;
+    ``device`` runs the decoder there (see :meth:`Model.to`)."""
+    device = resolve_device(device)
     codec = load_codec(name, quality, checkpoint)
     if fusion is None and name in ("default", DEFAULT_NAME) and (loading.DEFAULT_DIR / "fusion.json").is_file():
         fusion = loading.DEFAULT_DIR
     if fusion is None:
-        return Model(codec, tau_mode=tau_mode)
+        return Model(codec, tau_mode=tau_mode).to(device)
     module, schedule = load_fusion(fusion, codec)
-    return Model(codec, module, schedule, tau_mode, load_dial(fusion))
+    return Model(codec, module, schedule, tau_mode, load_dial(fusion)).to(device)

@@ -94,8 +94,8 @@ class DecodeSession:
             return [blend(base, real, w) for w in weights]
 
     def _grid(self, tau: TauSpec) -> Tensor:
-        grid = tau_to_latent_grid(tau, self.image_size, tuple(self.y_hat.shape[2:]), LATENT_STRIDE)
-        return grid.to(self.y_hat.device)
+        """On the CPU: the decoder asks "is tau 1 here?" of it without waiting on the device."""
+        return tau_to_latent_grid(tau, self.image_size, tuple(self.y_hat.shape[2:]), LATENT_STRIDE)
 
     def _fusion_condition(self) -> Condition:
         if self._condition is None:
