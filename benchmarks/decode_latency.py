@@ -31,6 +31,7 @@ from dpfusion.api import Model, load  # noqa: E402
 from dpfusion.codecs.adapter import Encoded  # noqa: E402
 from dpfusion.fusion.decoding import fuse_latents, synthesize_fused  # noqa: E402
 from dpfusion.fusion.network import LatentFusion  # noqa: E402
+from dpfusion.fusion.samplers import sampler_for  # noqa: E402
 from dpfusion.fusion.schedule import NoiseSchedule  # noqa: E402
 from dpfusion.imageio import load_image, to_tensor  # noqa: E402
 
@@ -105,7 +106,8 @@ def main() -> None:
         print(f"{'g_s + adapter (tau = 0)':<28}{rendering * 1e3:>10.1f}{ratios}")
     for steps in (1, 5, 10, 20):
         sampler = _median_time(
-            lambda s=steps: fuse_latents(model.fusion, y_hat, tau0, model.schedule, s, 0), args.repeats
+            lambda s=steps: fuse_latents(model.fusion, y_hat, tau0, sampler_for(model.fusion, model.schedule, s), 0),
+            args.repeats,
         )
         total = base - synthesis + rendering + sampler
         print(

@@ -13,6 +13,7 @@ from dpfusion.codecs.loading import load_codec  # noqa: E402
 from dpfusion.errors import DPFusionError  # noqa: E402
 from dpfusion.fusion.network import LatentFusion  # noqa: E402
 from dpfusion.fusion.sampler import TauDDIMSampler  # noqa: E402
+from dpfusion.fusion.samplers import SAMPLERS, get_sampler, register_sampler  # noqa: E402
 from dpfusion.fusion.schedule import NoiseSchedule  # noqa: E402
 from dpfusion.session import DecodeSession  # noqa: E402
 
@@ -27,9 +28,12 @@ __all__ = [
     "LatentFusion",
     "Model",
     "NoiseSchedule",
+    "SAMPLERS",
     "TauDDIMSampler",
+    "get_sampler",
     "load",
     "load_codec",
     "pack",
+    "register_sampler",
     "unpack",
 ]

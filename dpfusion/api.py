@@ -18,6 +18,7 @@ from dpfusion.fusion.checkpoint import load_fusion
 from dpfusion.fusion.decoding import DEFAULT_STEPS, MAX_SEED, TauSpec, check_seed
 from dpfusion.fusion.dial import DEFAULT_TAU_MODE, LINEAR, TAU_MODES, DialCalibration, load_dial
 from dpfusion.fusion.network import LatentFusion
+from dpfusion.fusion.samplers import SAMPLERS
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import load_image
 from dpfusion.pipeline import compress
@@ -40,10 +41,14 @@ class Model:
     tau_mode: str = DEFAULT_TAU_MODE
     dial: DialCalibration = field(default=LINEAR)
     device: torch.device = field(default=torch.device("cpu"))
+    sampler: str | None = None
+    """A registered sampler's name (:mod:`dpfusion.fusion.samplers`); None: the one the module was trained for."""
 
     def __post_init__(self) -> None:
         if self.tau_mode not in TAU_MODES:
             raise DPFusionError(f"unknown tau mode {self.tau_mode!r}; choose from {', '.join(TAU_MODES)}")
+        if self.sampler is not None and self.sampler not in SAMPLERS:
+            raise DPFusionError(f"unknown sampler {self.sampler!r}; choose from {', '.join(sorted(SAMPLERS))}")
 
     def compress(self, image: np.ndarray | str | Path, quality: float | None = None, tau: float | None = None) -> bytes:
         """A .dpf file for an (H, W, 3) uint8 array or an image path."""
@@ -86,6 +91,7 @@ def load(
     fusion: str | Path | None = None,
     tau_mode: str = DEFAULT_TAU_MODE,
     device: str | torch.device = "cpu",
+    sampler: str | None = None,
 ) -> Model:
     """Load a base codec and its fusion module (the embedded one for the default model) with its dial;
     ``device`` runs the decoder there (see :meth:`Model.to`)."""
@@ -94,6 +100,6 @@ def load(
     if fusion is None and name in ("default", DEFAULT_NAME) and (loading.DEFAULT_DIR / "fusion.json").is_file():
         fusion = loading.DEFAULT_DIR
     if fusion is None:
-        return Model(codec, tau_mode=tau_mode).to(device)
+        return Model(codec, tau_mode=tau_mode, sampler=sampler).to(device)
     module, schedule = load_fusion(fusion, codec)
-    return Model(codec, module, schedule, tau_mode, load_dial(fusion)).to(device)
+    return Model(codec, module, schedule, tau_mode, load_dial(fusion), sampler=sampler).to(device)

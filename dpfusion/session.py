@@ -34,6 +34,7 @@ from dpfusion.fusion.decoding import (
     tau_to_latent_grid,
 )
 from dpfusion.fusion.dial import blend, weights_for
+from dpfusion.fusion.samplers import sampler_for
 from dpfusion.imageio import to_uint8
 from dpfusion.pipeline import check_fingerprint, parse_for_decoding
 
@@ -107,9 +108,8 @@ class DecodeSession:
         if model.fusion is None:
             return self.y_hat.repeat(len(grids), 1, 1, 1)
         condition = self._fusion_condition() if any(not bool((g == 1.0).all()) for g in grids) else None
-        return fuse_latents(
-            model.fusion, self.y_hat, grids, model.schedule, steps, seed, condition=condition, progress=progress
-        )
+        sampler = sampler_for(model.fusion, model.schedule, steps, model.sampler)
+        return fuse_latents(model.fusion, self.y_hat, grids, sampler, seed, condition=condition, progress=progress)
 
     def _base_image(self) -> Tensor:
         if self._base is None:

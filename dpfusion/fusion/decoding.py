@@ -13,8 +13,7 @@ from torch import Tensor
 from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.network import LatentFusion
-from dpfusion.fusion.sampler import TauDDIMSampler
-from dpfusion.fusion.schedule import NoiseSchedule
+from dpfusion.fusion.samplers import Sampler
 from dpfusion.fusion.synthesis_adapter import adapter_strength
 
 TauSpec = float | np.ndarray
@@ -75,8 +74,7 @@ def fuse_latents(
     fusion: LatentFusion,
     y_hat: Tensor,
     taus: Sequence[Tensor],
-    schedule: NoiseSchedule,
-    steps: int,
+    sampler: Sampler,
     seed: int,
     *,
     condition: Condition | None = None,
@@ -88,7 +86,8 @@ def fuse_latents(
     to ``y_hat``'s device, so the image does not depend on the device's RNG), so a tau decoded
     alone or in a batch is the same image. Entries whose tau is exactly 1 everywhere skip the
     network and are ``y_hat`` bit for bit; the formula gives the same, but skipping saves the work.
-    ``condition`` is :func:`condition_of` when the caller has it already.
+    ``sampler`` is any registered sampler (:mod:`dpfusion.fusion.samplers`); ``condition`` is
+    :func:`condition_of` when the caller has it already.
     """
     if y_hat.dim() != 4 or y_hat.shape[0] != 1:
         raise DPFusionError(f"expected one latent (1, C, h, w), got {tuple(y_hat.shape)}")
@@ -113,13 +112,7 @@ def fuse_latents(
     def denoise(sample: Tensor, t_fraction: float) -> Tensor:
         return fusion(sample, y_hat_n, t_fraction, cond)
 
-    if fusion.config.get("sampling", "ddim") == "direct":
-        keep = tau * tau
-        fused_n = (1.0 - keep) * denoise(y_hat_n.expand(len(active), -1, -1, -1), 0.0) + keep * y_hat_n
-        if progress is not None:
-            progress(1, 1)
-    else:
-        fused_n = TauDDIMSampler(schedule, steps).sample(denoise, noise.contiguous(), y_hat_n, tau, progress)
+    fused_n = sampler.sample(denoise, noise.contiguous(), y_hat_n, tau, progress)
     out[active] = y_hat + fusion.scale * (fused_n - y_hat_n)
     return out
 

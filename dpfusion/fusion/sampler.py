@@ -32,8 +32,11 @@ def tau_ddim_step(
 class TauDDIMSampler:
     """Holds only the schedule and step count: one instance serves every image and tau."""
 
+    name = "ddim"
+
     def __init__(self, schedule: NoiseSchedule, steps: int):
         self.schedule = schedule
+        self.steps = steps
         self.timesteps = schedule.sampling_timesteps(steps)
         alphas = schedule.alphas_cumprod
         self.alphas = [float(alphas[t]) for t in self.timesteps]
