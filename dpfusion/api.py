@@ -22,7 +22,7 @@ from dpfusion.fusion.samplers import SAMPLERS
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import load_image
 from dpfusion.pipeline import compress
-from dpfusion.session import DecodeSession
+from dpfusion.session import KEPT_REALISTIC_ENDS, DecodeSession
 
 __all__ = ["DEFAULT_STEPS", "MAX_SEED", "DecodeSession", "Model", "check_seed", "load"]
 
@@ -68,9 +68,10 @@ class Model:
             self.fusion.to(self.device)
         return self
 
-    def open(self, data: bytes) -> DecodeSession:
-        """Parse, check and entropy-decode a .dpf once; the session renders any tau, steps and seed from it."""
-        return DecodeSession(self, data)
+    def open(self, data: bytes, keep_ends: int = KEPT_REALISTIC_ENDS) -> DecodeSession:
+        """Parse, check and entropy-decode a .dpf once; the session renders any tau, steps and seed from it
+        (``keep_ends`` tau = 0 images, one per steps and seed, stay cached)."""
+        return DecodeSession(self, data, keep_ends)
 
     def decompress_many(
         self, data: bytes, taus: Sequence[TauSpec], steps: int = DEFAULT_STEPS, seed: int = 0

@@ -42,13 +42,15 @@ if TYPE_CHECKING:
     from dpfusion.api import Model
 
 KEPT_REALISTIC_ENDS = 4
-"""tau = 0 images kept per session, one per (steps, seed): a slider changes tau far more often."""
+"""tau = 0 images kept per session by default, one per (steps, seed): a slider changes tau far more often."""
 
 
 class DecodeSession:
     """``model.open(data)``: a parsed, entropy-decoded file, rendered with ``render`` / ``render_many``."""
 
-    def __init__(self, model: Model, data: bytes) -> None:
+    def __init__(self, model: Model, data: bytes, keep_ends: int = KEPT_REALISTIC_ENDS) -> None:
+        """``keep_ends``: how many tau = 0 images (one per steps and seed) stay cached; a server holding
+        many sessions keeps fewer, each is a float image."""
         file = parse_for_decoding(data)
         check_fingerprint(model.codec, file)
         if file.codec != model.codec.name:
@@ -63,6 +65,7 @@ class DecodeSession:
         self._condition: Condition | None = None
         self._base: Tensor | None = None
         self._realistic: OrderedDict[tuple[int, int], Tensor] = OrderedDict()
+        self._keep_ends = max(1, keep_ends)
 
     def render(
         self, tau: TauSpec = 1.0, steps: int = DEFAULT_STEPS, seed: int = 0, progress: Progress | None = None
@@ -122,7 +125,7 @@ class DecodeSession:
             zero = self._grid(0.0)
             fused = self._fuse([zero], steps, seed, progress)
             self._realistic[key] = synthesize_fused(self.codec, self.model.fusion, fused, zero, self.image_size)
-            while len(self._realistic) > KEPT_REALISTIC_ENDS:
+            while len(self._realistic) > self._keep_ends:
                 self._realistic.popitem(last=False)
         self._realistic.move_to_end(key)
         return self._realistic[key]
