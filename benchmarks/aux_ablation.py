@@ -51,8 +51,8 @@ def evaluate(codec, analysis, images, rates) -> dict[str, list[float]]:
         bpp, psnr, lpips = [], [], []
         for image in images:
             x = to_tensor(image)
-            with at_rate.swapped_analysis(analysis):
-                encoded = at_rate.encode(x)
+            with at_rate.swapped_analysis(analysis) as coder:
+                encoded = coder.encode(x)
             x_hat = at_rate.synthesize(at_rate.decode_latent(encoded), encoded.image_size)
             bpp.append(8 * sum(len(s) for s in encoded.strings) / (image.shape[0] * image.shape[1]))
             psnr.append(float(METRICS["psnr"](x_hat, x)[0]))

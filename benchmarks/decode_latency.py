@@ -1,18 +1,23 @@
-"""Decode latency of the fusion path against the base codec, measured side by side in one run.
+"""Decode latency of every decoding path against the base decode, measured side by side in one run.
 
-    python benchmarks/decode_latency.py [--image KODAK.png] [--codec-checkpoint C --fusion F] [--repeats 3]
+    python benchmarks/decode_latency.py [--image KODAK.png] [--rate 3] [--threads 2] [--repeats 5]
 
-Prints the base decode time (entropy decoding + g_s), g_s alone, g_s with the
-synthesis adapter's blocks when the module has them, the fusion sampler at 1, 5,
-10 and 20 steps, and their ratios; then the peak resident
-memory of a full tau = 0 decode of a 2048x2048 image, measured in a child
-process. Timings depend on the weights' sizes only, so a randomly initialised
-fusion module of the default size is used when none is given (it says so).
+One bitstream (kodim23 at rate 3 by default) decoded by: the base codec (tau = 1), the default
+tau = 0 decode, 1 and 10 steps, the synthesis adapter on and off, the x0 sampler, and a decode
+session re-rendering a new tau once both ends are cached (dial and paper modes); then the parts
+of a tau = 0 decode (entropy decoding, g_s, g_s with the adapter's blocks, the condition branch,
+the fusion network per step count). Paths run round-robin, one call each per round, the first
+round discarded: the ratios to the base decode are side by side, not minutes apart. Then the
+peak resident memory of a full tau = 0 decode of a 2048x2048 image, in a child process.
+Timings depend on the weights' sizes only, so a randomly initialised fusion module of the
+default size is used when none is given (it says so).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import itertools
 import json
 import resource
 import statistics
@@ -20,6 +25,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,21 +33,22 @@ import torch
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
-from dpfusion.api import Model, load  # noqa: E402
-from dpfusion.codecs.adapter import Encoded  # noqa: E402
-from dpfusion.fusion.decoding import fuse_latents, synthesize_fused  # noqa: E402
+from dpfusion.api import DEFAULT_STEPS, Model, load  # noqa: E402
+from dpfusion.codecs.adapter import LATENT_STRIDE, Encoded  # noqa: E402
+from dpfusion.fusion.decoding import condition_of, fuse_latents, synthesize_fused, tau_to_latent_grid  # noqa: E402
 from dpfusion.fusion.network import LatentFusion  # noqa: E402
+from dpfusion.fusion.samplers import sampler_for  # noqa: E402
 from dpfusion.fusion.schedule import NoiseSchedule  # noqa: E402
-from dpfusion.imageio import load_image, to_tensor  # noqa: E402
+from dpfusion.imageio import load_image  # noqa: E402
 
 KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak" / "kodim23.png"
 
 
 def _model(args: argparse.Namespace) -> tuple[Model, str]:
     if args.codec_checkpoint:
-        model = load("gain-hyperprior", args.quality, args.codec_checkpoint, args.fusion)
+        model = load("gain-hyperprior", args.rate, args.codec_checkpoint, args.fusion)
     else:
-        model = load("default", args.quality, fusion=args.fusion)
+        model = load("default", args.rate, fusion=args.fusion)
     if model.fusion is not None:
         return model, "trained"
     fusion = LatentFusion(model.codec.latent_channels).eval()
@@ -49,14 +56,58 @@ def _model(args: argparse.Namespace) -> tuple[Model, str]:
     return Model(model.codec, fusion, NoiseSchedule()), "random weights, default size"
 
 
-def _median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def _variants(model: Model) -> dict[str, Model]:
+    """The same weights decoded other ways: without the synthesis adapter, with the x0 sampler, eq. 4."""
+    bare = copy.copy(model.fusion)
+    bare._modules = {**model.fusion._modules, "adapter": None}  # the module without its blocks in g_s
+    return {
+        "no adapter": Model(model.codec, bare, model.schedule, model.tau_mode, model.dial),
+        "x0": Model(model.codec, model.fusion, model.schedule, model.tau_mode, model.dial, sampler="x0"),
+        "paper": Model(model.codec, model.fusion, model.schedule, "paper", model.dial),
+    }
+
+
+def _paths(model: Model, data: bytes) -> dict[str, Callable[[], object]]:
+    variants = _variants(model)
+    session, paper = model.open(data), variants["paper"].open(data)
+    session.render(0.0)
+    taus = itertools.cycle(np.linspace(0.05, 0.95, 19).tolist())
+    codec, fusion, y_hat, size = session.codec, model.fusion, session.y_hat, session.image_size
+    zero = tau_to_latent_grid(0.0, size, tuple(y_hat.shape[2:]), LATENT_STRIDE)
+    condition = condition_of(fusion, y_hat)
+    encoded = Encoded(session.file.strings, size)
+
+    def fusion_steps(steps: int) -> Callable[[], object]:
+        sampler = sampler_for(fusion, model.schedule, steps)
+        return lambda: fuse_latents(fusion, y_hat, [zero], sampler, 0, condition=condition)
+
+    return {
+        "base decode (tau = 1)": lambda: model.decompress(data, 1.0),
+        f"tau = 0, {DEFAULT_STEPS} step (default)": lambda: model.decompress(data, 0.0),
+        "tau = 0, 10 steps": lambda: model.decompress(data, 0.0, steps=10),
+        "tau = 0, adapter off": lambda: variants["no adapter"].decompress(data, 0.0),
+        "tau = 0, x0 sampler": lambda: variants["x0"].decompress(data, 0.0),
+        "session: open (parse + entropy)": lambda: model.open(data),
+        "session: new tau (dial)": lambda: session.render(next(taus)),
+        "session: new tau (paper)": lambda: paper.render(next(taus)),
+        "part: entropy decoding": lambda: codec.decode_latent(encoded),
+        "part: g_s": lambda: codec.synthesize(y_hat, size),
+        "part: g_s + adapter (tau = 0)": lambda: synthesize_fused(codec, fusion, y_hat, zero, size),
+        "part: condition branch": lambda: condition_of(fusion, y_hat),
+        "part: fusion network, 1 step": fusion_steps(1),
+        "part: fusion network, 10 steps": fusion_steps(10),
+    }
+
+
+def _side_by_side(paths: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for round_ in range(repeats + 1):
+        for name, fn in paths.items():
+            started = time.perf_counter()
+            fn()
+            if round_:  # the first round warms caches and allocators
+                times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _peak_memory_child(args: argparse.Namespace) -> None:
@@ -67,59 +118,45 @@ def _peak_memory_child(args: argparse.Namespace) -> None:
     print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+def _memory(args: argparse.Namespace) -> None:
+    child = [sys.executable, __file__, "--memory-child", "--threads", str(args.threads)]
+    for flag in ("codec_checkpoint", "fusion", "rate"):
+        if getattr(args, flag) is not None:
+            child += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    out = subprocess.run(child, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    print(f"peak RSS, 2048x2048 encode + tau=0 decode (10 steps): {json.loads(out)['peak_rss_mib']:.0f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default=str(KODAK))
     parser.add_argument("--codec-checkpoint", help="gain-hyperprior weights instead of the embedded default")
     parser.add_argument("--fusion", help="fusion module folder")
-    parser.add_argument("--quality", type=float)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=3.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.memory_child:
         _peak_memory_child(args)
         return
-
     model, origin = _model(args)
-    codec = model.codec
     image = load_image(args.image)
-    encoded: Encoded = codec.encode(to_tensor(image))
-    y_hat = codec.decode_latent(encoded)
-    size = encoded.image_size
+    data = model.compress(image, quality=args.rate)
     print(
-        f"image {args.image} ({size[1]}x{size[0]}), codec {codec.name} rate {codec.quality:g}, "
-        f"fusion: {origin}, torch threads {torch.get_num_threads()}"
+        f"image {args.image} ({image.shape[1]}x{image.shape[0]}), {len(data)} bytes, codec {model.codec.name} "
+        f"rate {args.rate:g}, fusion: {origin}, torch threads {torch.get_num_threads()}, "
+        f"median of {args.repeats} round-robin rounds"
     )
-
-    base = _median_time(lambda: codec.synthesize(codec.decode_latent(encoded), size), args.repeats)
-    synthesis = _median_time(lambda: codec.synthesize(y_hat, size), args.repeats)
-    print(f"{'path':<28}{'time ms':>10}{'/ g_s':>9}{'/ base':>9}")
-    print(f"{'base decode (entropy + g_s)':<28}{base * 1e3:>10.1f}{base / synthesis:>9.2f}{1.0:>9.2f}")
-    print(f"{'g_s alone':<28}{synthesis * 1e3:>10.1f}{1.0:>9.2f}{synthesis / base:>9.2f}")
-    tau0 = [torch.zeros(1, 1, 1, 1)]
-    rendering = synthesis  # g_s at tau = 0: with a synthesis adapter, its blocks run too
-    if model.fusion is not None and model.fusion.adapter is not None:
-        rendering = _median_time(lambda: synthesize_fused(codec, model.fusion, y_hat, tau0[0], size), args.repeats)
-        ratios = f"{rendering / synthesis:>9.2f}{rendering / base:>9.2f}"
-        print(f"{'g_s + adapter (tau = 0)':<28}{rendering * 1e3:>10.1f}{ratios}")
-    for steps in (1, 5, 10, 20):
-        sampler = _median_time(
-            lambda s=steps: fuse_latents(model.fusion, y_hat, tau0, model.schedule, s, 0), args.repeats
-        )
-        total = base - synthesis + rendering + sampler
-        print(
-            f"{f'fusion sampler, {steps} steps':<28}{sampler * 1e3:>10.1f}{sampler / synthesis:>9.2f}"
-            f"{sampler / base:>9.2f}"
-        )
-        print(f"{f'fusion decode, {steps} steps':<28}{total * 1e3:>10.1f}{total / synthesis:>9.2f}{total / base:>9.2f}")
+    times = _side_by_side(_paths(model, data), args.repeats)
+    base = times["base decode (tau = 1)"]
+    print(f"{'path':<36}{'time ms':>10}{'/ base':>9}")
+    for name, seconds in times.items():
+        print(f"{name:<36}{seconds * 1e3:>10.1f}{seconds / base:>9.2f}")
     if not args.skip_memory:
-        child = [sys.executable, __file__, "--memory-child"]
-        for flag in ("codec_checkpoint", "fusion", "quality"):
-            if getattr(args, flag) is not None:
-                child += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-        out = subprocess.run(child, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        print(f"peak RSS, 2048x2048 encode + tau=0 decode (10 steps): {json.loads(out)['peak_rss_mib']:.0f} MiB")
+        _memory(args)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import torch
 import dpfusion
 from dpfusion.codecs.adapter import LATENT_STRIDE
 from dpfusion.fusion.decoding import fuse_latents, tau_to_latent_grid
+from dpfusion.fusion.samplers import sampler_for
 from dpfusion.imageio import load_image, to_tensor
 from dpfusion.losses import build_perceptual_loss
 from dpfusion.metrics import psnr
@@ -76,7 +77,7 @@ def main() -> None:
         y_hat = codec.decode_latent(codec.encode(x))
         tau0 = tau_to_latent_grid(0.0, size, tuple(y_hat.shape[2:]), LATENT_STRIDE)
         with torch.no_grad():
-            fused = fuse_latents(model.fusion, y_hat, [tau0], model.schedule, 10, 0)
+            fused = fuse_latents(model.fusion, y_hat, [tau0], sampler_for(model.fusion, model.schedule, 10), 0)
         best = _optimised_latent(codec.model.g_s, y_hat, x, lpips, args.mse_weight, args.iters, args.lr)
         row = []
         with torch.no_grad():

@@ -13,21 +13,27 @@ from dpfusion.codecs.loading import load_codec  # noqa: E402
 from dpfusion.errors import DPFusionError  # noqa: E402
 from dpfusion.fusion.network import LatentFusion  # noqa: E402
 from dpfusion.fusion.sampler import TauDDIMSampler  # noqa: E402
+from dpfusion.fusion.samplers import SAMPLERS, get_sampler, register_sampler  # noqa: E402
 from dpfusion.fusion.schedule import NoiseSchedule  # noqa: E402
+from dpfusion.session import DecodeSession  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
     "BitstreamError",
     "CodecAdapter",
     "DPFusionError",
+    "DecodeSession",
     "DpfFile",
     "GainMeanScaleHyperprior",
     "LatentFusion",
     "Model",
     "NoiseSchedule",
+    "SAMPLERS",
     "TauDDIMSampler",
+    "get_sampler",
     "load",
     "load_codec",
     "pack",
+    "register_sampler",
     "unpack",
 ]

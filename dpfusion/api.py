@@ -7,32 +7,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from torch import Tensor
+import torch
 
 from dpfusion.codecs import loading
-from dpfusion.codecs.adapter import LATENT_STRIDE, CodecAdapter, Encoded
+from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.codecs.loading import DEFAULT_NAME, load_codec
+from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion
-from dpfusion.fusion.decoding import TauSpec, checked_tau, fuse_latents, synthesize_fused, tau_to_latent_grid
-from dpfusion.fusion.dial import DEFAULT_TAU_MODE, LINEAR, TAU_MODES, DialCalibration, blend, load_dial, weights_for
+from dpfusion.fusion.decoding import DEFAULT_STEPS, MAX_SEED, TauSpec, check_seed
+from dpfusion.fusion.dial import DEFAULT_TAU_MODE, LINEAR, TAU_MODES, DialCalibration, load_dial
 from dpfusion.fusion.network import LatentFusion
+from dpfusion.fusion.samplers import SAMPLERS
 from dpfusion.fusion.schedule import NoiseSchedule
-from dpfusion.imageio import load_image, to_uint8
-from dpfusion.pipeline import check_fingerprint, compress, parse_for_decoding
+from dpfusion.imageio import load_image
+from dpfusion.pipeline import compress
+from dpfusion.session import KEPT_REALISTIC_ENDS, DecodeSession
 
-DEFAULT_STEPS = 1
-"""Chosen on the validation photos: the module's output barely depends on the steps (1 against 10 at
-tau = 0: -0.044 / -0.009 / -0.004 dB and -0.0020 / -0.0001 / -0.0000 LPIPS at rates 0 / 3 / 5, 20 photos),
-and one step decodes 28% faster (docs/METHOD.md)."""
-MAX_SEED = 2**63 - 1
-"""Seeds are [0, 2**63 - 1]: every one is a valid torch seed, and no two spellings give the same noise."""
-
-
-def check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise DPFusionError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
-    return seed
+__all__ = ["DEFAULT_STEPS", "MAX_SEED", "DecodeSession", "Model", "check_seed", "load"]
 
 
 @dataclass
@@ -48,10 +40,15 @@ class Model:
     schedule: NoiseSchedule | None = None
     tau_mode: str = DEFAULT_TAU_MODE
     dial: DialCalibration = field(default=LINEAR)
+    device: torch.device = field(default=torch.device("cpu"))
+    sampler: str | None = None
+    """A registered sampler's name (:mod:`dpfusion.fusion.samplers`); None: the one the module was trained for."""
 
     def __post_init__(self) -> None:
         if self.tau_mode not in TAU_MODES:
             raise DPFusionError(f"unknown tau mode {self.tau_mode!r}; choose from {', '.join(TAU_MODES)}")
+        if self.sampler is not None and self.sampler not in SAMPLERS:
+            raise DPFusionError(f"unknown sampler {self.sampler!r}; choose from {', '.join(sorted(SAMPLERS))}")
 
     def compress(self, image: np.ndarray | str | Path, quality: float | None = None, tau: float | None = None) -> bytes:
         """A .dpf file for an (H, W, 3) uint8 array or an image path."""
@@ -59,45 +56,29 @@ class Model:
         codec = self.codec if quality is None else self.codec.with_quality(quality)
         return compress(codec, array, tau=tau)
 
+    def to(self, device: str | torch.device) -> Model:
+        """Run ``g_s`` and the fusion module on ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``).
+
+        Entropy coding (``g_a``, the hyperprior, the entropy models) stays on the CPU, so a
+        bitstream never depends on the device; the sampler's noise is drawn on the CPU too.
+        """
+        self.device = resolve_device(device)
+        self.codec.model.g_s.to(self.device)
+        if self.fusion is not None:
+            self.fusion.to(self.device)
+        return self
+
+    def open(self, data: bytes, keep_ends: int = KEPT_REALISTIC_ENDS) -> DecodeSession:
+        """Parse, check and entropy-decode a .dpf once; the session renders any tau, steps and seed from it
+        (``keep_ends`` tau = 0 images, one per steps and seed, stay cached)."""
+        return DecodeSession(self, data, keep_ends)
+
     def decompress_many(
         self, data: bytes, taus: Sequence[TauSpec], steps: int = DEFAULT_STEPS, seed: int = 0
     ) -> list[np.ndarray]:
         """Decode one bitstream at several tau values (scalars or image-sized maps) in one batched pass."""
         check_seed(seed)
-        file = parse_for_decoding(data)
-        check_fingerprint(self.codec, file)
-        if file.codec != self.codec.name:
-            raise DPFusionError(f"file was written by {file.codec}, this model is {self.codec.name}")
-        codec = self.codec.with_quality(file.quality)
-        encoded = Encoded(strings=file.strings, image_size=(file.height, file.width))
-        y_hat = codec.decode_latent(encoded)
-        taus = [checked_tau(t, encoded.image_size) for t in taus]
-        if any(not np.all(t == 1.0) for t in taus) and self.fusion is None:
-            raise DPFusionError(f"tau < 1 needs a fusion module, and none is loaded for {codec.name}")
-        if self.tau_mode == "paper":
-            return self._fused(codec, y_hat, taus, encoded.image_size, steps, seed)
-        weights = [weights_for(self.tau_mode, self.dial, t, file.quality) for t in taus]
-        base = codec.synthesize(y_hat, encoded.image_size)
-        real = base
-        if any(np.any(w) for w in weights):
-            zero = tau_to_latent_grid(0.0, encoded.image_size, tuple(y_hat.shape[2:]), LATENT_STRIDE)
-            fused = fuse_latents(self.fusion, y_hat, [zero], self.schedule, steps, seed)
-            real = synthesize_fused(codec, self.fusion, fused, zero, encoded.image_size)
-        return [to_uint8(blend(base, real, w)) for w in weights]
-
-    def _fused(
-        self, codec: CodecAdapter, y_hat: Tensor, taus: list[TauSpec], size: tuple[int, int], steps: int, seed: int
-    ) -> list[np.ndarray]:
-        """Eq. 4 at every tau (the paper's path): one fused latent per tau, decoded through the blocks."""
-        grids = [tau_to_latent_grid(t, size, tuple(y_hat.shape[2:]), LATENT_STRIDE) for t in taus]
-        if self.fusion is None:
-            latents = y_hat.repeat(len(taus), 1, 1, 1)
-        else:
-            latents = fuse_latents(self.fusion, y_hat, grids, self.schedule, steps, seed)
-        return [
-            to_uint8(synthesize_fused(codec, self.fusion, latent[None], grid, size))
-            for latent, grid in zip(latents, grids, strict=True)
-        ]
+        return self.open(data).render_many(taus, steps, seed)
 
     def decompress(self, data: bytes, tau: TauSpec = 1.0, steps: int = DEFAULT_STEPS, seed: int = 0) -> np.ndarray:
         """Decode at one tau: 1 is the base codec bit for bit, 0 the most realistic."""
@@ -110,12 +91,16 @@ def load(
     checkpoint: str | Path | None = None,
     fusion: str | Path | None = None,
     tau_mode: str = DEFAULT_TAU_MODE,
+    device: str | torch.device = "cpu",
+    sampler: str | None = None,
 ) -> Model:
-    """Load a base codec and its fusion module (the embedded one for the default model) with its dial."""
+    """Load a base codec and its fusion module (the embedded one for the default model) with its dial;
+    ``device`` runs the decoder there (see :meth:`Model.to`)."""
+    device = resolve_device(device)
     codec = load_codec(name, quality, checkpoint)
     if fusion is None and name in ("default", DEFAULT_NAME) and (loading.DEFAULT_DIR / "fusion.json").is_file():
         fusion = loading.DEFAULT_DIR
     if fusion is None:
-        return Model(codec, tau_mode=tau_mode)
+        return Model(codec, tau_mode=tau_mode, sampler=sampler).to(device)
     module, schedule = load_fusion(fusion, codec)
-    return Model(codec, module, schedule, tau_mode, load_dial(fusion))
+    return Model(codec, module, schedule, tau_mode, load_dial(fusion), sampler=sampler).to(device)

@@ -138,14 +138,17 @@ class CodecAdapter:
         strings = tuple(bytes(group[0]) for group in out["strings"])
         return Encoded(strings=strings, image_size=(int(x.shape[-2]), int(x.shape[-1])))
 
-    @contextlib.contextmanager
-    def _probing_synthesis(self) -> Iterator[_SynthesisProbe]:
-        probe, original = _SynthesisProbe(), self.model.g_s
-        self.model.g_s = probe
-        try:
-            yield probe
-        finally:
-            self.model.g_s = original
+    def _with_child(self, name: str, module: nn.Module) -> CompressionModel:
+        """A shallow copy of the model with one child replaced: the shared model is never modified,
+        so threads decoding with it (or with its ``with_quality`` views) cannot see each other's swaps."""
+        view = copy.copy(self.model)
+        view._modules = {**self.model._modules, name: module}
+        return view
+
+    def _probing_synthesis(self) -> tuple[_SynthesisProbe, CompressionModel]:
+        """A probe and a view of the model whose ``g_s`` is that probe."""
+        probe = _SynthesisProbe()
+        return probe, self._with_child("g_s", probe)
 
     @torch.no_grad()
     def decode_latent(self, encoded: Encoded) -> Tensor:
@@ -158,24 +161,22 @@ class CodecAdapter:
         shape = self.latent_shape(encoded.image_size)
         cells = shape[0] * shape[1]
         strings = [[s] for s in guarded(encoded.strings, [n * cells for n in self.symbols_per_cell])]
-        with self._probing_synthesis() as probe:
-            self.model.decompress(strings, shape, **self.rate_kwargs(self.quality))
+        probe, probing = self._probing_synthesis()
+        probing.decompress(strings, shape, **self.rate_kwargs(self.quality))
         if probe.latent is None:
             raise DPFusionError(f"codec {self.name!r} decompress never called g_s")
         return probe.latent
 
     @contextlib.contextmanager
-    def swapped_analysis(self, analysis: nn.Module | None) -> Iterator[None]:
-        """Run the codec with another analysis transform (the auxiliary encoder) in place of ``g_a``."""
+    def swapped_analysis(self, analysis: nn.Module | None) -> Iterator[CodecAdapter]:
+        """This codec with another analysis transform (the auxiliary encoder) in place of ``g_a``:
+        a view over a copy of the model, so the shared model keeps its own ``g_a``."""
         if analysis is None:
-            yield
+            yield self
             return
-        original = self.model.g_a
-        self.model.g_a = analysis
-        try:
-            yield
-        finally:
-            self.model.g_a = original
+        view = copy.copy(self)
+        view.model = self._with_child("g_a", analysis)
+        yield view
 
     def rate_kwargs(self, rates: Tensor | float | None) -> dict[str, Tensor | float]:
         """The ``rate`` argument (one index or one per sample) for variable-rate codecs; fixed-rate codecs take none."""
@@ -193,8 +194,9 @@ class CodecAdapter:
         was_training = self.model.training
         self.model.eval()
         try:
-            with self._probing_synthesis() as probe, self.swapped_analysis(analysis):
-                self.model(x, **self.rate_kwargs(rates))
+            probe = _SynthesisProbe()
+            with self.swapped_analysis(analysis) as coder:
+                coder._with_child("g_s", probe)(x, **self.rate_kwargs(rates))
         finally:
             self.model.train(was_training)
         return probe.latent

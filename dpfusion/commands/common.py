@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dpfusion.api import Model, check_seed, load
 from dpfusion.bitstream import DpfFile
+from dpfusion.devices import DEVICE_CHOICES, resolve_device
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.dial import DEFAULT_TAU_MODE, TAU_MODES
 from dpfusion.pipeline import parse_for_decoding
@@ -52,7 +53,18 @@ def open_for_decoding(args: argparse.Namespace) -> tuple[bytes, DpfFile, Model]:
     file = parse_for_decoding(data)
     if args.steps < 1:
         raise DPFusionError(f"--steps must be >= 1, got {args.steps}")
-    return data, file, load(file.codec, file.quality, args.checkpoint, args.fusion, args.tau_mode)
+    device = resolve_device(args.device)
+    return data, file, load(file.codec, file.quality, args.checkpoint, args.fusion, args.tau_mode, device)
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """``--device``: where ``g_s`` and the fusion module run; entropy coding stays on the CPU."""
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=DEVICE_CHOICES,
+        help="cpu (default), cuda, or auto (cuda when available); the bitstream is the same on every device",
+    )
 
 
 def add_tau_mode(parser: argparse.ArgumentParser) -> None:

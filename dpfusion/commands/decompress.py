@@ -12,7 +12,7 @@ from PIL import Image
 
 from dpfusion.api import DEFAULT_STEPS
 from dpfusion.atomic import output_target
-from dpfusion.commands.common import add_tau_mode, open_for_decoding, seed, unit_float
+from dpfusion.commands.common import add_device, add_tau_mode, open_for_decoding, seed, unit_float
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import TauSpec
 from dpfusion.imageio import load_image, save_pngs
@@ -93,4 +93,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="local weights of the codec that wrote the file")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
     add_tau_mode(p)
+    add_device(p)
     p.set_defaults(run=run)

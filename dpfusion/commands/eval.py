@@ -15,7 +15,8 @@ import torch
 
 from dpfusion.api import DEFAULT_STEPS, Model, check_seed, load
 from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, ZOO_ARCHITECTURES
-from dpfusion.commands.common import add_tau_mode
+from dpfusion.commands.common import add_device, add_tau_mode
+from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.baselines import BASELINES, check_baseline, quality_list
 from dpfusion.eval.journal import Journal, journal_path
@@ -68,7 +69,8 @@ class ModelCache:
         self.args = args
         self.models: dict[float, Model] = {}
         first_rate = None if args.rates is None else args.rates[0]
-        self.first = load(args.model, first_rate, *self._paths(args.rates), args.tau_mode)
+        self.device = resolve_device(args.device)
+        self.first = load(args.model, first_rate, *self._paths(args.rates), args.tau_mode, self.device)
         self.variable = self.first.codec.variable_rate
 
     def _paths(self, rates: tuple[float, ...] | None) -> tuple[str | None, str | None]:
@@ -92,7 +94,8 @@ class ModelCache:
             if rate == self.first.codec.quality:
                 self.models[rate] = self.first
             else:
-                self.models[rate] = load(self.args.model, rate, *self._paths((rate,)), self.args.tau_mode)
+                paths = self._paths((rate,))
+                self.models[rate] = load(self.args.model, rate, *paths, self.args.tau_mode, self.device)
         return self.models[rate]
 
 
@@ -168,6 +171,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="codec weights; {rate} in the path is replaced per rate for fixed-rate codecs")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
     add_tau_mode(p)
+    add_device(p)
     p.add_argument("--rates", help="comma list of rate indices / zoo qualities (default: every rate of the codec)")
     p.add_argument("--taus", default=DEFAULT_TAUS, help=f"comma list of tau (default {DEFAULT_TAUS})")
     p.add_argument("--steps", default=str(DEFAULT_STEPS), help=f"comma list of DDIM step counts ({DEFAULT_STEPS})")

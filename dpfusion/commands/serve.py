@@ -1,4 +1,4 @@
-"""``dpfusion serve [--host 127.0.0.1] [--port 8000] [--model NAME]``: the tau dial as a local web page."""
+"""``dpfusion serve [--host H] [--port P] [--model NAME] [--device cpu|cuda|auto]``: the dial as a local web page."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 from dpfusion.api import load
 from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME
+from dpfusion.commands.common import add_device
+from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
 
 
@@ -27,7 +29,7 @@ def run(args: argparse.Namespace) -> None:
     if not sample.is_file():
         raise DPFusionError(f"sample image not found: {sample}")
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1e6), max_pixels=args.max_pixels, queue_size=args.queue)
-    model = load(args.model, args.quality, args.checkpoint, args.fusion)
+    model = load(args.model, args.quality, args.checkpoint, args.fusion, device=resolve_device(args.device))
     sock = bind(args.host, args.port)
     app = create_app(model, limits, sample)
     print(f"dpfusion serve: {model.codec.name} at {url(sock)} (Ctrl+C stops)", flush=True)
@@ -61,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality", type=float, help="initial rate index or the zoo model's quality")
     p.add_argument("--checkpoint", help="local weights for --model")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
-    p.add_argument("--device", default="cpu", choices=("cpu",), help="the library decodes on the CPU")
+    add_device(p)
     p.add_argument("--sample", help="photo offered as the sample (default: the bundled dandelion)")
     p.add_argument("--max-upload-mb", type=_positive(float), default=20.0, help="largest upload (default 20 MB)")
     p.add_argument("--max-pixels", type=_positive(int), default=2_000_000, help="largest image (default 2 MP)")

@@ -32,8 +32,11 @@ def tau_ddim_step(
 class TauDDIMSampler:
     """Holds only the schedule and step count: one instance serves every image and tau."""
 
+    name = "ddim"
+
     def __init__(self, schedule: NoiseSchedule, steps: int):
         self.schedule = schedule
+        self.steps = steps
         self.timesteps = schedule.sampling_timesteps(steps)
         alphas = schedule.alphas_cumprod
         self.alphas = [float(alphas[t]) for t in self.timesteps]
@@ -45,10 +48,21 @@ class TauDDIMSampler:
     def step(self, denoised: Tensor, index: int, sample: Tensor, condition: Tensor, tau: Tensor | float) -> Tensor:
         return tau_ddim_step(denoised, sample, condition, self.alphas[index], self.alphas_prev[index], tau)
 
-    def sample(self, model: Denoiser, noise: Tensor, condition: Tensor, tau: Tensor | float) -> Tensor:
-        """Run all steps from ``noise`` (the y_T draw); ``tau`` broadcasts against the latent."""
+    def sample(
+        self,
+        model: Denoiser,
+        noise: Tensor,
+        condition: Tensor,
+        tau: Tensor | float,
+        callback: Callable[[int, int], None] | None = None,
+    ) -> Tensor:
+        """Run all steps from ``noise`` (the y_T draw); ``tau`` broadcasts against the latent.
+        ``callback(done, total)`` after each step."""
         sample = noise
-        for index in range(len(self.timesteps)):
+        total = len(self.timesteps)
+        for index in range(total):
             denoised = model(sample, self.t_fraction(index))
             sample = self.step(denoised, index, sample, condition, tau)
+            if callback is not None:
+                callback(index + 1, total)
         return sample

@@ -1,7 +1,8 @@
 """The work behind every route, free of HTTP: compress, open, decode at a tau or a map, score.
 
-Runs on the job queue's single thread. Decoding is always ``Model.decompress``, so an
-image from the page equals ``dpfusion decompress`` of the same file, tau, steps and seed.
+Runs on the job queue's single thread. Each session opens its bitstream once (``Model.open``) and
+renders every tau from it, the path ``Model.decompress`` takes too, so an image from the page
+equals ``dpfusion decompress`` of the same file, tau, steps and seed.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ class Service:
     def open(
         self, data: bytes, stem: str, original: np.ndarray | None = None, notes: list[str] | None = None
     ) -> Session:
-        """A session for a .dpf; decoding tau = 1 at once refuses a file from other weights before any slider moves."""
+        """A session for a .dpf, opened for decoding at once: a file from other weights is refused before any
+        slider moves. One tau = 0 image is cached per session (each is a float image; 16 sessions are kept)."""
         if not data:
             raise DPFusionError("dpf: the uploaded file is empty")
         file = parse_for_decoding(data)
@@ -107,7 +109,8 @@ class Service:
                 f"file declares a {file.width}x{file.height} image, over this server's limit of "
                 f"{self.limits.max_pixels} pixels"
             )
-        session = Session(data, file, original, stem, self.limits.cached_images, list(notes or []))
+        decoder = self.model.open(data, keep_ends=1)
+        session = Session(data, file, decoder, original, stem, self.limits.cached_images, list(notes or []))
         self.decode(session, BASE)
         return session
 
@@ -119,7 +122,7 @@ class Service:
             if request.tau_map is not None:
                 size = (session.file.height, session.file.width)
                 tau = read_tau_map(request.tau_map, size, self.limits.max_pixels)
-            image = self.model.decompress(session.data, tau=tau, steps=request.steps, seed=request.seed)
+            image = session.decoder.render(tau, steps=request.steps, seed=request.seed)
             session.remember(request.key, image)
         return image
 

@@ -12,14 +12,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dpfusion.bitstream import DpfFile
+from dpfusion.session import DecodeSession
 
 
 @dataclass
 class Session:
-    """What one page (browser tab) works on; the page holds the id in memory, never in a cookie."""
+    """What one page (browser tab) works on; the page holds the id in memory, never in a cookie.
+
+    ``decoder`` is the bitstream opened once (parsed, entropy-decoded): every tau the slider asks
+    for renders from it."""
 
     data: bytes
     file: DpfFile
+    decoder: DecodeSession
     original: np.ndarray | None
     stem: str
     cache_size: int

@@ -51,8 +51,8 @@ class AuxEncoderStage(TrainingStage):
 
     def forward(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         rates = sample_rates(self.codec, batch)
-        with self.codec.swapped_analysis(self.aux):
-            out = self.base(batch, **self.codec.rate_kwargs(rates))
+        with self.codec.swapped_analysis(self.aux) as coder:
+            out = coder.model(batch, **self.codec.rate_kwargs(rates))
         x_hat = out["x_hat"]
         perc = self.perceptual(x_hat, batch)
         bpp = bits_per_pixel(out["likelihoods"], batch.shape[-2] * batch.shape[-1]).mean()

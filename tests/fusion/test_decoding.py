@@ -11,6 +11,7 @@ from dpfusion.api import Model
 from dpfusion.codecs.adapter import LATENT_STRIDE, Encoded
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import fuse_latents, tau_to_latent_grid
+from dpfusion.fusion.sampler import TauDDIMSampler
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import to_uint8
 from tests.conftest import TINY_ARCHITECTURES
@@ -53,7 +54,7 @@ def test_tau_one_is_the_base_codec_bit_for_bit(architecture, tiny_codec_factory,
     y_hat = base.latent
     grid = torch.zeros(1, 1, *y_hat.shape[2:])
     grid[..., 0] = 1.0
-    fused = fuse_latents(fusion, y_hat, [grid], SCHEDULE, steps=4, seed=0)
+    fused = fuse_latents(fusion, y_hat, [grid], TauDDIMSampler(SCHEDULE, 4), 0)
     assert torch.equal(fused[..., 0], y_hat[..., 0])
     assert not torch.equal(fused[..., 1:], y_hat[..., 1:])
 
@@ -63,7 +64,7 @@ def test_untrained_fusion_gives_the_base_latent(tiny_codec_factory, tiny_image_f
     codec = tiny_codec_factory("mbt2018-mean", 0)
     decoded = pipeline.decode_base(pipeline.compress(codec, tiny_image_factory(40, 56)), codec=codec)
     fusion = fusion_factory(codec.latent_channels, randomize=False)
-    fused = fuse_latents(fusion, decoded.latent, [_scalar(0.0), _scalar(0.5)], SCHEDULE, steps=5, seed=0)
+    fused = fuse_latents(fusion, decoded.latent, [_scalar(0.0), _scalar(0.5)], TauDDIMSampler(SCHEDULE, 5), 0)
     torch.testing.assert_close(fused, decoded.latent.expand(2, -1, -1, -1), rtol=0, atol=1e-4)
 
 
@@ -82,7 +83,7 @@ def test_a_tau_map_keeps_y_hat_where_it_is_one(gain_setup):
     grid = tau_to_latent_grid(tau, (64, 64), tuple(y_hat.shape[2:]), LATENT_STRIDE)
     assert grid.shape == (1, 1, 4, 4)
     assert bool((grid[..., :2] == 1.0).all()) and bool((grid[..., 2:] == 0.0).all())
-    fused = fuse_latents(fusion, y_hat, [grid], SCHEDULE, steps=6, seed=1)[0]
+    fused = fuse_latents(fusion, y_hat, [grid], TauDDIMSampler(SCHEDULE, 6), 1)[0]
     assert torch.equal(fused[..., :2], y_hat[0, ..., :2])
     assert (fused[..., 2:] - y_hat[0, ..., 2:]).abs().max() > 0.1
     # Through the API: the map decodes and differs from both ends of the dial.
@@ -94,12 +95,12 @@ def test_a_tau_map_keeps_y_hat_where_it_is_one(gain_setup):
 def test_same_seed_same_output_other_seed_other_output(gain_setup):
     _, _, y_hat, fusion = gain_setup
     taus = [_scalar(0.0)]
-    first = fuse_latents(fusion, y_hat, taus, SCHEDULE, steps=5, seed=11)
-    assert torch.equal(first, fuse_latents(fusion, y_hat, taus, SCHEDULE, steps=5, seed=11))
-    assert (first - fuse_latents(fusion, y_hat, taus, SCHEDULE, steps=5, seed=12)).abs().max() > 1e-3
+    first = fuse_latents(fusion, y_hat, taus, TauDDIMSampler(SCHEDULE, 5), 11)
+    assert torch.equal(first, fuse_latents(fusion, y_hat, taus, TauDDIMSampler(SCHEDULE, 5), 11))
+    assert (first - fuse_latents(fusion, y_hat, taus, TauDDIMSampler(SCHEDULE, 5), 12)).abs().max() > 1e-3
     # The global RNG plays no part: consuming it in between changes nothing.
     torch.rand(100)
-    assert torch.equal(first, fuse_latents(fusion, y_hat, taus, SCHEDULE, steps=5, seed=11))
+    assert torch.equal(first, fuse_latents(fusion, y_hat, taus, TauDDIMSampler(SCHEDULE, 5), 11))
 
 
 def test_images_are_reproducible_through_the_api(gain_setup):
@@ -114,10 +115,10 @@ def test_batched_taus_equal_taus_decoded_one_at_a_time(gain_setup):
     _, _, y_hat, fusion = gain_setup
     values = [0.0, 0.3, 1.0, 0.5, 0.8]
     taus = [_scalar(v) for v in values]
-    batched = fuse_latents(fusion, y_hat, taus, SCHEDULE, steps=5, seed=2)
+    batched = fuse_latents(fusion, y_hat, taus, TauDDIMSampler(SCHEDULE, 5), 2)
     assert batched.shape == (5, *y_hat.shape[1:])
     for i, tau in enumerate(taus):
-        alone = fuse_latents(fusion, y_hat, [tau], SCHEDULE, steps=5, seed=2)[0]
+        alone = fuse_latents(fusion, y_hat, [tau], TauDDIMSampler(SCHEDULE, 5), 2)[0]
         if values[i] == 1.0:
             assert torch.equal(batched[i], alone) and torch.equal(alone, y_hat[0])
         else:
@@ -129,13 +130,13 @@ def test_batched_taus_equal_taus_decoded_one_at_a_time(gain_setup):
 def test_fuse_latents_rejects_mismatched_inputs(gain_setup, fusion_factory):
     _, _, y_hat, fusion = gain_setup
     with pytest.raises(DPFusionError, match="channels"):
-        fuse_latents(fusion_factory(y_hat.shape[1] + 1), y_hat, [_scalar(0.0)], SCHEDULE, 3, 0)
+        fuse_latents(fusion_factory(y_hat.shape[1] + 1), y_hat, [_scalar(0.0)], TauDDIMSampler(SCHEDULE, 3), 0)
     with pytest.raises(DPFusionError, match="one latent"):
-        fuse_latents(fusion, y_hat.repeat(2, 1, 1, 1), [_scalar(0.0)], SCHEDULE, 3, 0)
+        fuse_latents(fusion, y_hat.repeat(2, 1, 1, 1), [_scalar(0.0)], TauDDIMSampler(SCHEDULE, 3), 0)
     with pytest.raises(DPFusionError, match="tau grid"):
-        fuse_latents(fusion, y_hat, [torch.zeros(1, 1, 2, 3)], SCHEDULE, 3, 0)
+        fuse_latents(fusion, y_hat, [torch.zeros(1, 1, 2, 3)], TauDDIMSampler(SCHEDULE, 3), 0)
     with pytest.raises(DPFusionError, match="steps"):
-        fuse_latents(fusion, y_hat, [_scalar(0.0)], SCHEDULE, 0, 0)
+        TauDDIMSampler(SCHEDULE, 0)
 
 
 def test_tau_to_latent_grid():

@@ -9,6 +9,7 @@ import torch
 
 from dpfusion.fusion.decoding import fuse_latents
 from dpfusion.fusion.network import LatentFusion, timestep_embedding
+from dpfusion.fusion.sampler import TauDDIMSampler
 from dpfusion.fusion.schedule import NoiseSchedule
 
 torch.set_num_threads(1)
@@ -124,7 +125,7 @@ def test_condition_is_encoded_once_per_image(fusion_factory):
     fusion.forward = counting_forward
     y_hat = torch.randn(1, 12, 3, 5)
     taus = [torch.full((1, 1, 1, 1), v) for v in (0.0, 0.4, 0.8)]
-    out = fuse_latents(fusion, y_hat, taus, schedule, steps=10, seed=0)
+    out = fuse_latents(fusion, y_hat, taus, TauDDIMSampler(schedule, 10), 0)
     assert out.shape == (3, 12, 3, 5)
     assert calls["cond"] == 1
     assert calls["forward"] == [3] * 10  # one batched network call per step, all taus together

@@ -25,7 +25,7 @@ def test_a_missing_sample_is_refused(tmp_path, capsys) -> None:
     assert capsys.readouterr().err.startswith("dpfusion: error: sample image not found")
 
 
-@pytest.mark.parametrize("option", [["--port", "70000"], ["--max-pixels", "0"], ["--queue", "x"], ["--device", "cuda"]])
+@pytest.mark.parametrize("option", [["--port", "70000"], ["--max-pixels", "0"], ["--queue", "x"], ["--device", "tpu"]])
 def test_bad_options_are_one_line_errors(option, capsys) -> None:
     assert main(["serve", *option]) == 1
     err = capsys.readouterr().err

@@ -9,6 +9,7 @@ from dpfusion.codecs.adapter import state_digest
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import fuse_latents
 from dpfusion.fusion.network import LatentFusion
+from dpfusion.fusion.samplers import sampler_for
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.fusion.synthesis_adapter import SynthesisAdapter
 from dpfusion.losses import build_perceptual_loss
@@ -166,7 +167,7 @@ def test_direct_variant_trains_without_aux_and_blends_linearly(tiny_codec_factor
     y_hat = codec.training_latent(torch.rand(1, 3, 64, 64))
     taus = [torch.full((1, 1, 1, 1), t) for t in (0.0, 0.5, 1.0)]
     with torch.no_grad():
-        out = fuse_latents(fusion.eval(), y_hat, taus, NoiseSchedule(), steps=10, seed=0)
+        out = fuse_latents(fusion.eval(), y_hat, taus, sampler_for(fusion, NoiseSchedule(), 10), 0)
         direct = y_hat + fusion.scale * (
             fusion(fusion.normalize(y_hat), fusion.normalize(y_hat), 0.0) - fusion.normalize(y_hat)
         )
