@@ -10,7 +10,7 @@ import numpy as np
 from torch import Tensor
 
 from dpfusion.codecs import loading
-from dpfusion.codecs.adapter import LATENT_STRIDE, CodecAdapter, Encoded
+from dpfusion.codecs.adapter import CodecAdapter, Encoded
 from dpfusion.codecs.loading import DEFAULT_NAME, load_codec
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion
@@ -80,7 +80,7 @@ class Model:
         base = codec.synthesize(y_hat, encoded.image_size)
         real = base
         if any(np.any(w) for w in weights):
-            zero = tau_to_latent_grid(0.0, encoded.image_size, tuple(y_hat.shape[2:]), LATENT_STRIDE)
+            zero = tau_to_latent_grid(0.0, encoded.image_size, tuple(y_hat.shape[2:]), codec.stride)
             fused = fuse_latents(self.fusion, y_hat, [zero], self.schedule, steps, seed)
             real = synthesize_fused(codec, self.fusion, fused, zero, encoded.image_size)
         return [to_uint8(blend(base, real, w)) for w in weights]
@@ -89,7 +89,7 @@ class Model:
         self, codec: CodecAdapter, y_hat: Tensor, taus: list[TauSpec], size: tuple[int, int], steps: int, seed: int
     ) -> list[np.ndarray]:
         """Eq. 4 at every tau (the paper's path): one fused latent per tau, decoded through the blocks."""
-        grids = [tau_to_latent_grid(t, size, tuple(y_hat.shape[2:]), LATENT_STRIDE) for t in taus]
+        grids = [tau_to_latent_grid(t, size, tuple(y_hat.shape[2:]), codec.stride) for t in taus]
         if self.fusion is None:
             latents = y_hat.repeat(len(taus), 1, 1, 1)
         else:
@@ -113,7 +113,7 @@ def load(
 ) -> Model:
     """Load a base codec and its fusion module (the embedded one for the default model) with its dial."""
     codec = load_codec(name, quality, checkpoint)
-    if fusion is None and name in ("default", DEFAULT_NAME) and (loading.DEFAULT_DIR / "fusion.json").is_file():
+    if fusion is None and codec.name == DEFAULT_NAME and (loading.DEFAULT_DIR / "fusion.json").is_file():
         fusion = loading.DEFAULT_DIR
     if fusion is None:
         return Model(codec, tau_mode=tau_mode)

@@ -18,17 +18,19 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from dpfusion.atomic import PathLike, atomic_paths
-from dpfusion.codecs.adapter import LATENT_STRIDE
 from dpfusion.errors import DPFusionError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
 MAX_PIXELS = 64_000_000
 """Largest padded image accepted (about 8000x8000): beyond it the codec's activations would not fit in memory."""
+GUARD_STRIDE = 64
+"""The padding the pixel guard assumes, before any codec is loaded: the largest stride of the registered
+codecs (every hyperprior downsamples by 64), so a codec with a finer stride pads less than the guard counts."""
 
 
 def padded_size(height: int, width: int) -> tuple[int, int]:
-    """The size the codec really works on: each side padded up to a multiple of its stride."""
-    return -(-height // LATENT_STRIDE) * LATENT_STRIDE, -(-width // LATENT_STRIDE) * LATENT_STRIDE
+    """The size the pixel guard counts: each side padded up to a multiple of ``GUARD_STRIDE``."""
+    return -(-height // GUARD_STRIDE) * GUARD_STRIDE, -(-width // GUARD_STRIDE) * GUARD_STRIDE
 
 
 def check_pixels(height: int, width: int, what: str) -> None:

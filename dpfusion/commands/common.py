@@ -8,6 +8,8 @@ from pathlib import Path
 
 from dpfusion.api import Model, check_seed, load
 from dpfusion.bitstream import DpfFile
+from dpfusion.codecs.loading import DEFAULT_NAME
+from dpfusion.codecs.registry import codec_names
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.dial import DEFAULT_TAU_MODE, TAU_MODES
 from dpfusion.pipeline import parse_for_decoding
@@ -53,6 +55,11 @@ def open_for_decoding(args: argparse.Namespace) -> tuple[bytes, DpfFile, Model]:
     if args.steps < 1:
         raise DPFusionError(f"--steps must be >= 1, got {args.steps}")
     return data, file, load(file.codec, file.quality, args.checkpoint, args.fusion, args.tau_mode)
+
+
+def add_model(parser: argparse.ArgumentParser, help: str = "base codec") -> None:
+    """``--model``: one of the registered codecs (``dpfusion.codecs.registry``) or an alias."""
+    parser.add_argument("--model", default=DEFAULT_NAME, choices=codec_names(with_aliases=True), help=help)
 
 
 def add_tau_mode(parser: argparse.ArgumentParser) -> None:

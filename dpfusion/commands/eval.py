@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from dpfusion.api import DEFAULT_STEPS, Model, check_seed, load
-from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, ZOO_ARCHITECTURES
-from dpfusion.commands.common import add_tau_mode
+from dpfusion.codecs.registry import codec_spec
+from dpfusion.commands.common import add_model, add_tau_mode
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.baselines import BASELINES, check_baseline, quality_list
 from dpfusion.eval.journal import Journal, journal_path
@@ -63,7 +63,7 @@ class ModelCache:
     """One model for a variable-rate codec; one per rate (paths may hold ``{rate}``) for fixed-rate ones."""
 
     def __init__(self, args: argparse.Namespace):
-        if args.model in ZOO_ARCHITECTURES and args.rates is None:
+        if not codec_spec(args.model).variable_rate and args.rates is None:
             raise DPFusionError(f"{args.model} is fixed-rate: give its qualities with --rates (e.g. --rates 1,3,5)")
         self.args = args
         self.models: dict[float, Model] = {}
@@ -164,7 +164,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dataset", help="folder of test images (searched recursively)")
     p.add_argument("-o", "--output", required=True, help="results .json (curves go to a folder of the same stem)")
-    p.add_argument("--model", default=DEFAULT_NAME, choices=CODEC_NAMES + ("default",), help="base codec")
+    add_model(p)
     p.add_argument("--checkpoint", help="codec weights; {rate} in the path is replaced per rate for fixed-rate codecs")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
     add_tau_mode(p)

@@ -19,8 +19,8 @@ import torch.distributed as dist
 
 from dpfusion.codecs.adapter import CodecAdapter, state_digest
 from dpfusion.codecs.gain_hyperprior import DEFAULT_LAMBDAS, GainMeanScaleHyperprior
-from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, load_codec
-from dpfusion.commands.common import seed
+from dpfusion.codecs.loading import load_codec
+from dpfusion.commands.common import add_model, seed
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion, save_fusion
 from dpfusion.fusion.network import LatentFusion
@@ -196,7 +196,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_codec(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=DEFAULT_NAME, choices=CODEC_NAMES + ("default",), help="frozen base codec")
+    add_model(p, "frozen base codec")
     p.add_argument("--quality", type=float, help="zoo quality, or the rate index the codec is loaded at")
     p.add_argument("--codec-checkpoint", dest="codec_checkpoint", help="local weights of the base codec")
     p.add_argument("--loss", default="lpips_alex", choices=PERCEPTUAL_LOSSES, help="perceptual loss")

@@ -45,6 +45,7 @@ class AuxEncoderStage(TrainingStage):
         for param in self.aux.parameters():
             param.requires_grad_(True)
         self.trainable = self.aux
+        self.stride = codec.stride
         self.perceptual = perceptual
         self.rate_weight = rate_weight
         self.mse_weight = mse_weight

@@ -68,6 +68,7 @@ class FusionStage(TrainingStage):
                 param.requires_grad_(False)
         self.fusion = fusion
         self.trainable = fusion
+        self.stride = codec.stride
         self.schedule = schedule
         self.register_buffer("alphas", schedule.alphas_cumprod.float(), persistent=False)
         self.perceptual = perceptual

@@ -29,7 +29,6 @@ from tqdm import tqdm
 
 from dpfusion.api import check_seed
 from dpfusion.atomic import atomic_path, remove_stale_temps
-from dpfusion.codecs.adapter import LATENT_STRIDE
 from dpfusion.errors import DPFusionError
 from dpfusion.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from dpfusion.train.data import CropSampler
@@ -74,9 +73,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise DPFusionError("steps and batch_size must be >= 1")
-        if self.crop < LATENT_STRIDE or self.crop % LATENT_STRIDE:
-            # The codec's forward pass runs on whole crops: any other size fails inside its hyperprior.
-            raise DPFusionError(f"crop must be a multiple of {LATENT_STRIDE} (the codecs' stride), got {self.crop}")
+        if self.crop < 1:
+            raise DPFusionError(f"crop must be positive, got {self.crop}")
         if self.lr <= 0:
             raise DPFusionError(f"learning rate must be positive, got {self.lr}")
         if self.schedule not in ("constant", "cosine"):
@@ -101,6 +99,7 @@ class TrainingStage(nn.Module):
     """Base class of the stages; subclasses set ``self.trainable`` and implement ``forward``."""
 
     trainable: nn.Module
+    stride: int = 1  # the codec's downsampling factor: crops must be whole multiples of it
     critic: nn.Module | None  # set (a module or None) by stages that train a critic; see ``critic_of``
 
     def critic_loss(self) -> tuple[Tensor, dict[str, Tensor]]:
@@ -205,6 +204,9 @@ def run_training(
 ) -> dict[str, Any]:
     """Train until ``config.steps``; returns the final checkpoint dict (rank 0 writes it)."""
     config.validate()
+    if config.crop % stage.stride:
+        # The codec's forward pass runs on whole crops: any other size fails inside its hyperprior.
+        raise DPFusionError(f"crop must be a multiple of {stage.stride} (the codec's stride), got {config.crop}")
     out_dir = Path(out_dir)
     rank, world = _rank_and_world()
     if config.threads:

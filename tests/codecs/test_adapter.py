@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from compressai.ops import compute_padding
 
 from dpfusion import pipeline
-from dpfusion.codecs.adapter import LATENT_STRIDE, CodecAdapter, Encoded, weights_fingerprint
+from dpfusion.codecs.adapter import CodecAdapter, Encoded, weights_fingerprint
 from dpfusion.errors import DPFusionError
 from dpfusion.imageio import to_tensor, to_uint8
 
@@ -157,9 +157,10 @@ def test_encode_refuses_anything_but_one_rgb_image(tiny_gain_codec, shape) -> No
 def test_pad_then_crop_is_identity(tiny_gain_codec, size) -> None:
     x = torch.rand(1, 3, *size)
     padded = tiny_gain_codec.pad(x)
-    assert padded.shape[-2] % LATENT_STRIDE == 0 and padded.shape[-1] % LATENT_STRIDE == 0
-    assert padded.shape[-2] - size[0] < LATENT_STRIDE and padded.shape[-1] - size[1] < LATENT_STRIDE
+    assert padded.shape[-2] % tiny_gain_codec.stride == 0 and padded.shape[-1] % tiny_gain_codec.stride == 0
+    assert padded.shape[-2] - size[0] < tiny_gain_codec.stride and padded.shape[-1] - size[1] < tiny_gain_codec.stride
     assert torch.equal(tiny_gain_codec.crop(padded, size), x)
+    assert tiny_gain_codec.stride == tiny_gain_codec.model.downsampling_factor == 64
     assert tiny_gain_codec.latent_shape(size) == (padded.shape[-2] // 64, padded.shape[-1] // 64)
 
 

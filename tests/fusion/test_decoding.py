@@ -8,7 +8,7 @@ import torch
 
 from dpfusion import pipeline
 from dpfusion.api import Model
-from dpfusion.codecs.adapter import LATENT_STRIDE, Encoded
+from dpfusion.codecs.adapter import Encoded
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import fuse_latents, tau_to_latent_grid
 from dpfusion.fusion.schedule import NoiseSchedule
@@ -19,6 +19,7 @@ torch.set_num_threads(1)
 
 ARCHITECTURES = TINY_ARCHITECTURES
 SCHEDULE = NoiseSchedule(num_train_steps=100)
+STRIDE = 64  # every tiny codec's downsampling_factor
 
 
 def _scalar(value: float) -> torch.Tensor:
@@ -79,7 +80,7 @@ def test_a_tau_map_keeps_y_hat_where_it_is_one(gain_setup):
     codec, data, y_hat, fusion = gain_setup
     tau = np.zeros((64, 64), np.float32)
     tau[:, :32] = 1.0  # 64x64 needs no padding: latent columns 0-1 of 4 see only tau = 1
-    grid = tau_to_latent_grid(tau, (64, 64), tuple(y_hat.shape[2:]), LATENT_STRIDE)
+    grid = tau_to_latent_grid(tau, (64, 64), tuple(y_hat.shape[2:]), STRIDE)
     assert grid.shape == (1, 1, 4, 4)
     assert bool((grid[..., :2] == 1.0).all()) and bool((grid[..., 2:] == 0.0).all())
     fused = fuse_latents(fusion, y_hat, [grid], SCHEDULE, steps=6, seed=1)[0]
@@ -139,17 +140,17 @@ def test_fuse_latents_rejects_mismatched_inputs(gain_setup, fusion_factory):
 
 
 def test_tau_to_latent_grid():
-    assert torch.equal(tau_to_latent_grid(0.25, (40, 56), (4, 4), LATENT_STRIDE), _scalar(0.25))
-    assert torch.equal(tau_to_latent_grid(np.float32(1.0), (40, 56), (4, 4), LATENT_STRIDE), _scalar(1.0))
+    assert torch.equal(tau_to_latent_grid(0.25, (40, 56), (4, 4), STRIDE), _scalar(0.25))
+    assert torch.equal(tau_to_latent_grid(np.float32(1.0), (40, 56), (4, 4), STRIDE), _scalar(1.0))
     for bad in (-0.1, 1.01, float("nan")):
         with pytest.raises(DPFusionError, match="tau"):
-            tau_to_latent_grid(bad, (40, 56), (4, 4), LATENT_STRIDE)
+            tau_to_latent_grid(bad, (40, 56), (4, 4), STRIDE)
     with pytest.raises(DPFusionError, match="56x40"):
-        tau_to_latent_grid(np.zeros((56, 40), np.float32), (40, 56), (4, 4), LATENT_STRIDE)
+        tau_to_latent_grid(np.zeros((56, 40), np.float32), (40, 56), (4, 4), STRIDE)
     with pytest.raises(DPFusionError, match=r"\[0, 1\]"):
-        tau_to_latent_grid(np.full((40, 56), 2.0, np.float32), (40, 56), (4, 4), LATENT_STRIDE)
+        tau_to_latent_grid(np.full((40, 56), 2.0, np.float32), (40, 56), (4, 4), STRIDE)
     # An image that needs padding: the map is padded like the image (replicated), then averaged per cell.
     tau = np.full((40, 56), 0.5, np.float32)
-    grid = tau_to_latent_grid(tau, (40, 56), (4, 4), LATENT_STRIDE)
+    grid = tau_to_latent_grid(tau, (40, 56), (4, 4), STRIDE)
     assert grid.shape == (1, 1, 4, 4)
     torch.testing.assert_close(grid, torch.full((1, 1, 4, 4), 0.5))
