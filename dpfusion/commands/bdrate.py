@@ -15,8 +15,8 @@ from typing import Any
 
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.results import load_results
-from dpfusion.eval.scoring import LOWER_IS_BETTER
 from dpfusion.metrics.bdrate import METHODS, bd_quality, bd_rate
+from dpfusion.metrics.registry import better
 
 
 def load_curve(spec: str) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def _check_monotonic(curve: dict[str, Any], rates: list[float], qualities: list[
 
 def deltas(anchor: dict[str, Any], test: dict[str, Any], metric: str, method: str = "pchip") -> dict[str, Any]:
     """BD-rate in percent and BD-metric in the metric's units, of ``test`` against ``anchor``."""
-    lower = metric in LOWER_IS_BETTER
+    lower = better(metric) == "lower"
     sign = -1.0 if lower else 1.0  # the Bjontegaard code assumes quality rises with the rate
     (ra, qa), (rt, qt) = curve_points(anchor, metric), curve_points(test, metric)
     qa, qt = [sign * q for q in qa], [sign * q for q in qt]
@@ -72,7 +72,7 @@ def deltas(anchor: dict[str, Any], test: dict[str, Any], metric: str, method: st
         "anchor": anchor["name"],
         "test": test["name"],
         "metric": metric,
-        "better": "lower" if lower else "higher",
+        "better": better(metric),
         "method": method,
         "bd_rate": rate,
         "bd_metric": quality,

@@ -1,4 +1,4 @@
-"""Figures from a results document (matplotlib, Agg backend, PNGs written atomically).
+"""Figures from a results document (matplotlib's Figure API, no pyplot state, PNGs written atomically).
 
 ``rate_<metric>.png``      metric against bpp for every tau, the range between tau = 0 and
                            tau = 1 shaded (paper Fig. 5), baselines dashed.
@@ -17,42 +17,27 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from dpfusion.atomic import atomic_path  # noqa: E402
-from dpfusion.errors import DPFusionError  # noqa: E402
-from dpfusion.eval.scoring import LOWER_IS_BETTER  # noqa: E402
+from dpfusion.atomic import atomic_path
+from dpfusion.errors import DPFusionError
+from dpfusion.metrics.registry import METRIC_SPECS, sort_key
+from dpfusion.metrics.registry import axis_label as label
 
 NON_METRICS = frozenset({"bpp", "encoding_time", "decoding_time", "psnr-rgb", "ms-ssim-rgb"})
-PERCEPTUAL_ORDER = ("lpips_alex", "lpips_vgg", "stlpips_alex", "stlpips_vgg", "dists", "fid", "kid", "niqe")
-LABELS = {
-    "psnr": "PSNR [dB]",
-    "ms_ssim": "MS-SSIM",
-    "lpips_alex": "LPIPS (alex)",
-    "lpips_vgg": "LPIPS (vgg)",
-    "stlpips_alex": "ST-LPIPS (alex)",
-    "stlpips_vgg": "ST-LPIPS (vgg)",
-    "dists": "DISTS",
-    "fid": "FID (256 patches)",
-    "kid": "KID (256 patches)",
-    "niqe": "NIQE",
-}
 
 
-def label(metric: str) -> str:
-    arrow = "\u2193" if metric in LOWER_IS_BETTER else "\u2191"
-    return f"{LABELS.get(metric, metric)} {arrow}"
+def is_perceptual(metric: str) -> bool:
+    spec = METRIC_SPECS.get(metric)
+    return spec is not None and spec.perceptual
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
+    """A figure built with ``Figure()`` (no pyplot, so no global backend or figure list), written atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -77,8 +62,7 @@ def metrics_in(doc: dict[str, Any]) -> list[str]:
         for key, values in curve["results"].items():
             if key not in NON_METRICS and key not in found and isinstance(values, list) and _finite(values):
                 found.append(key)
-    order = {m: i for i, m in enumerate(("psnr", "ms_ssim", *PERCEPTUAL_ORDER))}
-    return sorted(found, key=lambda m: (order.get(m, len(order)), m))
+    return sorted(found, key=sort_key)
 
 
 def _learned(doc: dict[str, Any], steps: int | None) -> list[dict[str, Any]]:
@@ -105,9 +89,10 @@ def _xy(curve: dict[str, Any], metric: str) -> tuple[list[float], list[float]]:
 
 
 def rate_figure(doc: dict[str, Any], metric: str, steps: int | None = None) -> Figure:
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig = Figure(figsize=(6, 4.2))
+    ax = fig.subplots()
     learned = _learned(doc, steps)
-    cmap = plt.get_cmap("viridis")
+    cmap = colormaps["viridis"]
     taus = [c["tau"] for c in learned]
     for curve in learned:
         xs, ys = _xy(curve, metric)
@@ -137,7 +122,8 @@ def _by_rate(curves: list[dict[str, Any]]) -> dict[float, list[tuple[float, dict
 
 def tradeoff_figure(doc: dict[str, Any], perceptual: str, fidelity: str = "psnr", steps: int | None = None) -> Figure:
     """Paper Fig. 8: fidelity against perception, one line per rate through its tau values."""
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig = Figure(figsize=(6, 4.2))
+    ax = fig.subplots()
     for index, items in enumerate(_by_rate(_learned(doc, steps)).values()):
         points = [
             (c["results"][perceptual][i], c["results"][fidelity][i], tau)
@@ -157,7 +143,8 @@ def tradeoff_figure(doc: dict[str, Any], perceptual: str, fidelity: str = "psnr"
 
 def tau_figure(doc: dict[str, Any], metric: str, steps: int | None = None) -> Figure:
     """Paper Fig. 10: a metric against tau, one line per rate; monotonic if the dial works."""
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig = Figure(figsize=(6, 4.2))
+    ax = fig.subplots()
     for index, items in enumerate(_by_rate(_learned(doc, steps)).values()):
         points = [(tau, c["results"].get(metric, [None] * (i + 1))[i]) for tau, c, i in items]
         points = [p for p in points if p[1] is not None]
@@ -173,7 +160,8 @@ def steps_figure(doc: dict[str, Any], metrics: Sequence[str]) -> Figure:
     curves = [c for c in doc["curves"] if c["kind"] == "dpfusion"]
     tau = min(c["tau"] for c in curves)
     curves = sorted((c for c in curves if c["tau"] == tau), key=lambda c: c["steps"])
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
+    fig = Figure(figsize=(4.5 * len(metrics), 3.6))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     rates = sorted({r for c in curves for r in c.get("rates", [])})
     for ax, metric in zip(axes[0], metrics, strict=True):
         for index, rate in enumerate(rates):
@@ -201,13 +189,13 @@ def plot_all(doc: dict[str, Any], folder: str | Path) -> list[Path]:
     written = [save_figure(rate_figure(doc, m, steps), folder / f"rate_{m}.png") for m in metrics]
     learned = _learned(doc, steps)
     if learned and len(learned) > 1:
-        perceptual = [m for m in metrics if m in PERCEPTUAL_ORDER]
+        perceptual = [m for m in metrics if is_perceptual(m)]
         if "psnr" in metrics:
             for m in perceptual:
                 written.append(save_figure(tradeoff_figure(doc, m, steps=steps), folder / f"tradeoff_{m}.png"))
         for m in metrics:
             written.append(save_figure(tau_figure(doc, m, steps), folder / f"tau_{m}.png"))
     if len({c["steps"] for c in doc["curves"] if c["kind"] == "dpfusion"}) > 1:
-        shown = [m for m in ("psnr", *PERCEPTUAL_ORDER) if m in metrics][:3]
+        shown = [m for m in metrics if m == "psnr" or is_perceptual(m)][:3]
         written.append(save_figure(steps_figure(doc, shown), folder / "steps.png"))
     return written

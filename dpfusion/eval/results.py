@@ -33,7 +33,6 @@ from typing import Any
 from dpfusion.atomic import atomic_path
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.journal import Record
-from dpfusion.eval.scoring import LOWER_IS_BETTER
 
 FORMAT = "dpfusion-eval/1"
 COMPRESSAI_ALIASES = {"psnr": "psnr-rgb", "ms_ssim": "ms-ssim-rgb"}
@@ -46,10 +45,6 @@ SetValues = dict[tuple, dict[str, float | None]]
 def tau_key(tau: float) -> str:
     """The JSON key of one tau value: ``0.3``, ``1``."""
     return format(float(tau), "g")
-
-
-def better(metric: str) -> str:
-    return "lower" if metric in LOWER_IS_BETTER else "higher"
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
