@@ -17,9 +17,10 @@ from dpfusion.api import DEFAULT_STEPS, Model, check_seed, load
 from dpfusion.codecs.registry import codec_spec
 from dpfusion.commands.common import add_model, add_tau_mode
 from dpfusion.errors import DPFusionError
+from dpfusion.eval.aggregate import build_results
 from dpfusion.eval.baselines import BASELINES, check_baseline, quality_list
 from dpfusion.eval.journal import Journal, journal_path
-from dpfusion.eval.results import build_results, curves_folder, write_results
+from dpfusion.eval.results_io import curves_folder, write_results
 from dpfusion.eval.scoring import DEFAULT_METRICS, Scorer
 from dpfusion.eval.setlevel import set_level_values
 from dpfusion.eval.sweep import ImageStore, Sweep, SweepSpec, list_images, model_signature
@@ -146,9 +147,9 @@ def run(args: argparse.Namespace) -> None:
         "decoding_time": "seconds per image per tau (one batched decode of all tau, divided by their number)",
     }
     labels = {name: BASELINES[name].label for name in baselines}
-    doc = build_results(records, settings, scorer.info(), set_values, models.first.codec.name, labels, set_errors)
-    written = write_results(doc, output)
-    print(f"{output}: {len(doc['curves'])} curves, {len(doc['per_image'])} per-image rows")
+    results = build_results(records, settings, scorer.info(), set_values, models.first.codec.name, labels, set_errors)
+    written = write_results(results, output)
+    print(f"{output}: {len(results.curves)} curves, {len(results.per_image)} per-image rows")
     print(f"{curves_folder(output)}/: one CompressAI-style file per curve; {written[-1]}: per-image CSV")
 
 

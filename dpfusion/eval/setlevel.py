@@ -20,8 +20,9 @@ import torch
 from tqdm import tqdm
 
 from dpfusion.errors import DPFusionError
-from dpfusion.eval.results import SetValues
-from dpfusion.eval.sweep import MODEL_KIND, Sweep
+from dpfusion.eval.aggregate import SetValues
+from dpfusion.eval.records import MODEL_KIND
+from dpfusion.eval.sweep import Sweep
 from dpfusion.imageio import load_image, to_tensor
 from dpfusion.metrics.fid import frechet_distance
 from dpfusion.metrics.inception import inception_features

@@ -9,6 +9,7 @@ import torch
 from dpfusion.commands.bdrate import deltas
 from dpfusion.errors import DPFusionError
 from dpfusion.eval import plots
+from dpfusion.eval.records import Curve
 from dpfusion.eval.scoring import Scorer
 from dpfusion.metrics.registry import metric_names, metric_spec, register_metric, unregister_metric
 
@@ -24,8 +25,8 @@ def mae():
     unregister_metric("mae")
 
 
-def _curve(name: str, bpp: list[float], values: list[float]) -> dict:
-    return {"id": name, "name": name, "results": {"bpp": bpp, "mae": values}}
+def _curve(name: str, bpp: list[float], values: list[float]) -> Curve:
+    return Curve(name, name, "curve", {"bpp": bpp, "mae": values})
 
 
 def test_a_registered_metric_is_scored_labelled_and_ordered(mae):
