@@ -39,8 +39,8 @@ if atheris is not None:
 else:
     from dpfusion.bitstream import DpfFile, pack
 from dpfusion.codecs.registry import codec_names  # noqa: E402
+from dpfusion.container import parse_for_decoding  # noqa: E402
 from dpfusion.errors import DPFusionError  # noqa: E402
-from dpfusion.pipeline import parse_for_decoding  # noqa: E402
 
 
 def seed_files() -> list[bytes]:

@@ -12,6 +12,7 @@ from torch import Tensor
 from dpfusion.codecs import loading
 from dpfusion.codecs.adapter import CodecAdapter, Encoded
 from dpfusion.codecs.loading import DEFAULT_NAME, load_codec
+from dpfusion.container import check_fingerprint, compress, parse_for_decoding
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion
 from dpfusion.fusion.decoding import TauSpec, checked_tau, fuse_latents, synthesize_fused, tau_to_latent_grid
@@ -19,7 +20,6 @@ from dpfusion.fusion.dial import DEFAULT_TAU_MODE, LINEAR, TAU_MODES, DialCalibr
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import load_image, to_uint8
-from dpfusion.pipeline import check_fingerprint, compress, parse_for_decoding
 
 DEFAULT_STEPS = 1
 """Chosen on the validation photos: the module's output barely depends on the steps (1 against 10 at

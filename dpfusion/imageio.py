@@ -28,6 +28,17 @@ GUARD_STRIDE = 64
 codecs (every hyperprior downsamples by 64), so a codec with a finer stride pads less than the guard counts."""
 
 
+def image_files(folder: str | Path, what: str) -> list[Path]:
+    """Image files under ``folder`` and its sub-folders, sorted for reproducibility; none is an error."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DPFusionError(f"{what} not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DPFusionError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    return files
+
+
 def padded_size(height: int, width: int) -> tuple[int, int]:
     """The size the pixel guard counts: each side padded up to a multiple of ``GUARD_STRIDE``."""
     return -(-height // GUARD_STRIDE) * GUARD_STRIDE, -(-width // GUARD_STRIDE) * GUARD_STRIDE

@@ -86,6 +86,10 @@ class CodecAdapter:
         self.quality = self._checked_quality(quality)
         self.fingerprint = weights_fingerprint(self.model)
 
+    def describe(self) -> dict[str, str]:
+        """Which codec and weights a module was trained for, as every saved file records it."""
+        return {"codec": self.name, "fingerprint": self.fingerprint.hex()}
+
     def _checked_quality(self, quality: float) -> float:
         if self.variable_rate:
             self.model.gains(float(quality))  # validates the rate index

@@ -10,9 +10,9 @@ from dpfusion.api import Model, check_seed, load
 from dpfusion.bitstream import DpfFile
 from dpfusion.codecs.loading import DEFAULT_NAME
 from dpfusion.codecs.registry import codec_names
+from dpfusion.container import parse_for_decoding
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.dial import DEFAULT_TAU_MODE, TAU_MODES
-from dpfusion.pipeline import parse_for_decoding
 
 
 def read_bytes(path: str) -> bytes:

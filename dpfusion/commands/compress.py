@@ -9,8 +9,8 @@ from pathlib import Path
 from dpfusion.atomic import output_target, write_bytes_atomic
 from dpfusion.codecs.loading import load_codec
 from dpfusion.commands.common import add_model, unit_float
+from dpfusion.container import compress
 from dpfusion.imageio import load_image
-from dpfusion.pipeline import compress
 
 
 def run(args: argparse.Namespace) -> None:

@@ -92,9 +92,3 @@ class Scorer:
             if any(not np.isfinite(v) for v in column if v is not None):
                 errors.setdefault(metric, "not finite (identical images give infinite PSNR)")
         return values, errors
-
-    @torch.no_grad()
-    def score_set(self, metric: str, references: Sequence[np.ndarray], decoded: Sequence[np.ndarray]) -> float:
-        """One set-level value over two lists of images (the metric cuts its own patches)."""
-        function = self.functions[metric]
-        return float(function([to_tensor(i) for i in references], [to_tensor(i) for i in decoded]))

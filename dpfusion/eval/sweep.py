@@ -34,7 +34,7 @@ from dpfusion.eval import baselines
 from dpfusion.eval.journal import Journal, Record
 from dpfusion.eval.records import MODEL_KIND, UnitRecord, tau_key
 from dpfusion.eval.scoring import Scorer
-from dpfusion.imageio import IMAGE_SUFFIXES, load_image, save_png
+from dpfusion.imageio import image_files, load_image, save_png
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,8 @@ class DatasetImage:
 def list_images(folder: str | Path) -> list[DatasetImage]:
     """Every image under ``folder`` (recursively), sorted by relative path."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DPFusionError(f"dataset folder not found: {folder}")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise DPFusionError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     images = []
-    for path in paths:
+    for path in image_files(folder, "dataset folder"):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         images.append(DatasetImage(path, path.relative_to(folder).as_posix(), digest))
     return images

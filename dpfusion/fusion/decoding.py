@@ -90,7 +90,7 @@ def fuse_latents(
         fused_n = (1.0 - keep) * denoise(y_hat_n.expand(len(active), -1, -1, -1), 0.0) + keep * y_hat_n
     else:
         fused_n = TauDDIMSampler(schedule, steps).sample(denoise, noise.contiguous(), y_hat_n, tau)
-    out[active] = y_hat + fusion.scale * (fused_n - y_hat_n)
+    out[active] = fusion.fused_latent(y_hat, fused_n, y_hat_n)
     return out
 
 

@@ -2,7 +2,7 @@
 
 ``g_a'`` starts as a copy of ``g_a``. The codec runs in training mode so that its
 (frozen) entropy models give the noise-proxy likelihoods: with hard rounding the
-rate has no gradient and the latent's rate drifts without bound (DESIGN.md 6).
+rate has no gradient and the latent's rate drifts without bound.
 Loss = perceptual + rate_weight * bpp + mse_weight * MSE.
 """
 
@@ -64,7 +64,7 @@ class AuxEncoderStage(TrainingStage):
     def describe(self) -> dict[str, Any]:
         return {
             "stage": "aux",
-            "base": {"codec": self.codec.name, "fingerprint": self.codec.fingerprint.hex()},
+            "base": self.codec.describe(),
             "rate_weight": self.rate_weight,
             "mse_weight": self.mse_weight,
         }

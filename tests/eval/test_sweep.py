@@ -18,7 +18,7 @@ from dpfusion.eval.scoring import Scorer
 from dpfusion.eval.sweep import ImageStore, Sweep, SweepSpec, list_images
 from dpfusion.imageio import load_image, to_tensor
 from dpfusion.metrics import METRICS
-from dpfusion.pipeline import decode_base
+from tests.decoding import decode_base
 
 TAUS = (0.0, 0.5, 1.0)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dpfusion import pipeline
+from dpfusion import container
 from dpfusion.api import Model
 from dpfusion.codecs.adapter import Encoded
 from dpfusion.errors import DPFusionError
@@ -14,6 +14,7 @@ from dpfusion.fusion.decoding import fuse_latents, tau_to_latent_grid
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import to_uint8
 from tests.conftest import TINY_ARCHITECTURES
+from tests.decoding import decode_base
 
 torch.set_num_threads(1)
 
@@ -33,9 +34,9 @@ def test_tau_one_is_the_base_codec_bit_for_bit(architecture, tiny_codec_factory,
     fusion = fusion_factory(codec.latent_channels, seed=7)
     assert torch.count_nonzero(fusion.out.weight) > 0  # a leak of the prediction would show
     model = Model(codec, fusion, SCHEDULE)
-    data = pipeline.compress(codec, image)
+    data = container.compress(codec, image)
 
-    base = pipeline.decode_base(data, codec=codec)
+    base = decode_base(data, codec=codec)
     reference = to_uint8(codec.decompress(Encoded(base.file.strings, (40, 56))))
     np.testing.assert_array_equal(base.image, reference)
 
@@ -62,7 +63,7 @@ def test_tau_one_is_the_base_codec_bit_for_bit(architecture, tiny_codec_factory,
 def test_untrained_fusion_gives_the_base_latent(tiny_codec_factory, tiny_image_factory, fusion_factory):
     """A zero-initialised output layer predicts y_hat, so any tau reproduces y_hat up to float rounding."""
     codec = tiny_codec_factory("mbt2018-mean", 0)
-    decoded = pipeline.decode_base(pipeline.compress(codec, tiny_image_factory(40, 56)), codec=codec)
+    decoded = decode_base(container.compress(codec, tiny_image_factory(40, 56)), codec=codec)
     fusion = fusion_factory(codec.latent_channels, randomize=False)
     fused = fuse_latents(fusion, decoded.latent, [_scalar(0.0), _scalar(0.5)], SCHEDULE, steps=5, seed=0)
     torch.testing.assert_close(fused, decoded.latent.expand(2, -1, -1, -1), rtol=0, atol=1e-4)
@@ -71,8 +72,8 @@ def test_untrained_fusion_gives_the_base_latent(tiny_codec_factory, tiny_image_f
 @pytest.fixture
 def gain_setup(tiny_gain_codec, tiny_image_factory, fusion_factory):
     codec = tiny_gain_codec
-    data = pipeline.compress(codec, tiny_image_factory(64, 64, seed=3))
-    y_hat = pipeline.decode_base(data, codec=codec).latent
+    data = container.compress(codec, tiny_image_factory(64, 64, seed=3))
+    y_hat = decode_base(data, codec=codec).latent
     return codec, data, y_hat, fusion_factory(codec.latent_channels, seed=8)
 
 
