@@ -274,7 +274,7 @@ def _codec_claims(sweep: Results) -> list[list[str]]:
     ]
 
 
-def _sections(out: Path, splits: dict[str, dict], extras: dict, probe_rate: float) -> list[str]:
+def _sections(splits: dict[str, dict], extras: dict, probe_rate: float) -> list[str]:
     kodak, validation = splits["kodak"], splits["validation"]
     seed_rows, step_rows = _seed_step_rows(extras["seeds"], extras.steps)
     verdict_header = ["rate", "evenness", "minus best blend", "above the blend's PSNR", "beaten positions"]
@@ -329,7 +329,7 @@ def report(out: Path, splits: dict[str, dict], extras: dict, latency: str, comma
         f"validation photos; real bitstreams, bpp from file sizes; {settings.get('steps')} sampling step(s); "
         "psnr on RGB 8-bit, ms_ssim on RGB, lpips_alex = LPIPS v0.1 AlexNet.",
         _model_line(),
-        *_sections(out, splits, extras, probe_rate),
+        *_sections(splits, extras, probe_rate),
         f"## Variant-1 ablation (rate {probe_rate:g})",
         _variant_text(extras.get("variant1")),
         "## Decode latency (`python benchmarks/decode_latency.py`, this machine, 2 CPU cores)",

@@ -220,7 +220,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--mse-weight", dest="mse_weight", type=float, default=MSE_WEIGHT, help="weight of the image MSE")
 
-    p = stages.add_parser("fusion", help="stage 2: the latent fusion module (eq. 2)")
+    _add_fusion(stages.add_parser("fusion", help="stage 2: the latent fusion module (eq. 2)"))
+    parser.set_defaults(run=run)
+
+
+def _add_fusion(p: argparse.ArgumentParser) -> None:
     _add_common(p)
     _add_codec(p)
     p.add_argument("--aux", help="folder of the trained auxiliary encoder")
@@ -267,5 +271,3 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="ddim",
         help="ddim: the method; direct: the paper's Variant-1 ablation (no diffusion, no auxiliary encoder)",
     )
-
-    parser.set_defaults(run=run)
