@@ -34,7 +34,7 @@ import torch
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 from dpfusion.api import DEFAULT_STEPS, Model, load  # noqa: E402
-from dpfusion.codecs.adapter import LATENT_STRIDE, Encoded  # noqa: E402
+from dpfusion.codecs.adapter import Encoded  # noqa: E402
 from dpfusion.fusion.decoding import condition_of, fuse_latents, synthesize_fused, tau_to_latent_grid  # noqa: E402
 from dpfusion.fusion.network import LatentFusion  # noqa: E402
 from dpfusion.fusion.samplers import sampler_for  # noqa: E402
@@ -73,7 +73,7 @@ def _paths(model: Model, data: bytes) -> dict[str, Callable[[], object]]:
     session.render(0.0)
     taus = itertools.cycle(np.linspace(0.05, 0.95, 19).tolist())
     codec, fusion, y_hat, size = session.codec, model.fusion, session.y_hat, session.image_size
-    zero = tau_to_latent_grid(0.0, size, tuple(y_hat.shape[2:]), LATENT_STRIDE)
+    zero = tau_to_latent_grid(0.0, size, tuple(y_hat.shape[2:]), codec.stride)
     condition = condition_of(fusion, y_hat)
     encoded = Encoded(session.file.strings, size)
 

@@ -35,18 +35,19 @@ except ImportError:  # the plain loop below needs nothing
 
 if atheris is not None:
     with atheris.instrument_imports(include=["dpfusion.bitstream"]):
-        from dpfusion.bitstream import CODEC_IDS, DpfFile, pack
+        from dpfusion.bitstream import DpfFile, pack
 else:
-    from dpfusion.bitstream import CODEC_IDS, DpfFile, pack
+    from dpfusion.bitstream import DpfFile, pack
+from dpfusion.codecs.registry import codec_names  # noqa: E402
+from dpfusion.container import parse_for_decoding  # noqa: E402
 from dpfusion.errors import DPFusionError  # noqa: E402
-from dpfusion.pipeline import parse_for_decoding  # noqa: E402
 
 
 def seed_files() -> list[bytes]:
     """Valid files of every codec identifier, with 1 to 3 strings of a few lengths."""
     rng = random.Random(0)
     files = []
-    for index, codec in enumerate(CODEC_IDS):
+    for index, codec in enumerate(codec_names()):
         strings = tuple(rng.randbytes(rng.choice((0, 8, 100, 3000))) for _ in range(1 + index % 3))
         file = DpfFile(codec, index / 2, rng.randbytes(8), 1 + 97 * index, 1 + 300 * index, strings, index / 7)
         files.append(pack(file))

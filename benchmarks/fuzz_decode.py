@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fuzz_common import Tally  # noqa: E402
 
-from dpfusion import imageio, pipeline  # noqa: E402
+from dpfusion import container, imageio  # noqa: E402
 from dpfusion.bitstream import MAX_STRINGS, DpfFile, pack, unpack  # noqa: E402
 from dpfusion.codecs.adapter import CodecAdapter, Encoded  # noqa: E402
 from dpfusion.codecs.loading import load_codec  # noqa: E402
@@ -63,7 +63,7 @@ def seed_files(codec: CodecAdapter) -> list[DpfFile]:
             rng = np.random.default_rng(index)
             image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
         rated = codec.with_quality(index % 6) if codec.variable_rate else codec
-        files.append(unpack(pipeline.compress(rated, image)))
+        files.append(unpack(container.compress(rated, image)))
     return files
 
 
@@ -115,8 +115,8 @@ def make_input(files: list[DpfFile], seed: int, index: int, max_side: int) -> by
 
 def decode(codec: CodecAdapter, data: bytes) -> None:
     """``Model.decompress`` up to the latent: every step that reads the file's bytes."""
-    file = pipeline.parse_for_decoding(data)
-    pipeline.check_fingerprint(codec, file)
+    file = container.parse_for_decoding(data)
+    container.check_fingerprint(codec, file)
     if file.codec != codec.name:
         raise DPFusionError(f"file was written by {file.codec}")
     codec.with_quality(file.quality).decode_latent(Encoded(file.strings, (file.height, file.width)))

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 import dpfusion
-from dpfusion.codecs.adapter import LATENT_STRIDE
 from dpfusion.fusion.decoding import fuse_latents, tau_to_latent_grid
 from dpfusion.fusion.samplers import sampler_for
 from dpfusion.imageio import load_image, to_tensor
@@ -61,12 +60,12 @@ def main() -> None:
     parser.add_argument("--mse-weight", type=float, default=30.0, help="w in LPIPS + w * MSE")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    if args.crop % LATENT_STRIDE:
-        raise SystemExit(f"--crop must be a multiple of {LATENT_STRIDE}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = dpfusion.load("default", quality=args.rate)
     codec = model.codec
+    if args.crop % codec.stride:
+        raise SystemExit(f"--crop must be a multiple of {codec.stride}")
     lpips = build_perceptual_loss("lpips_alex")
     size = (args.crop, args.crop)
     rows = []
@@ -75,7 +74,7 @@ def main() -> None:
     for number in (int(n) for n in args.images.split(",")):
         x = _centre_crop(Path(args.kodak) / f"kodim{number:02d}.png", args.crop)
         y_hat = codec.decode_latent(codec.encode(x))
-        tau0 = tau_to_latent_grid(0.0, size, tuple(y_hat.shape[2:]), LATENT_STRIDE)
+        tau0 = tau_to_latent_grid(0.0, size, tuple(y_hat.shape[2:]), codec.stride)
         with torch.no_grad():
             fused = fuse_latents(model.fusion, y_hat, [tau0], sampler_for(model.fusion, model.schedule, 10), 0)
         best = _optimised_latent(codec.model.g_s, y_hat, x, lpips, args.mse_weight, args.iters, args.lr)

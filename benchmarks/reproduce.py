@@ -22,7 +22,6 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
@@ -33,7 +32,8 @@ from dpfusion.cli import main as dpfusion  # noqa: E402
 from dpfusion.codecs.loading import DEFAULT_DIR  # noqa: E402
 from dpfusion.errors import DPFusionError  # noqa: E402
 from dpfusion.eval.dial_criteria import curve_points, verdict  # noqa: E402
-from dpfusion.eval.results import load_results  # noqa: E402
+from dpfusion.eval.records import Curve, Results  # noqa: E402
+from dpfusion.eval.results_io import load_results  # noqa: E402
 from dpfusion.metrics.bdrate import bd_quality, bd_rate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,28 +53,24 @@ def _run(argv: list[str]) -> None:
         raise SystemExit(f"dpfusion {argv[0]} failed")
 
 
-def _curve(doc: dict[str, Any], kind: str = "dpfusion", tau: float | None = None, steps: int | None = None) -> dict:
-    for curve in doc["curves"]:
-        if (
-            curve["kind"] == kind
-            and (tau is None or curve["tau"] == tau)
-            and (steps is None or curve["steps"] == steps)
-        ):
+def _curve(doc: Results, kind: str = "dpfusion", tau: float | None = None, steps: int | None = None) -> Curve:
+    for curve in doc.curves:
+        if curve.kind == kind and (tau is None or curve.tau == tau) and (steps is None or curve.steps == steps):
             return curve
     raise SystemExit(f"no curve {kind} tau={tau} steps={steps} in the results")
 
 
-def _xy(curve: dict, metric: str) -> tuple[list[float], list[float]]:
+def _xy(curve: Curve, metric: str) -> tuple[list[float], list[float]]:
     sign = -1.0 if metric.startswith(("lpips", "dists")) else 1.0
-    return curve["results"]["bpp"], [sign * v for v in curve["results"][metric]]
+    return curve.results["bpp"], [sign * v for v in curve.results[metric]]
 
 
-def _bd(fn, anchor: dict, test: dict, metric: str, unit: str) -> str:
+def _bd(fn, anchor: Curve, test: Curve, metric: str, unit: str) -> str:
     """A Bjontegaard delta as text, or why it is undefined (e.g. quality ranges that do not overlap)."""
     try:
         return f"{fn(_xy(anchor, metric), _xy(test, metric)):+.2f}{unit}"
     except DPFusionError as exc:
-        spans = [f"{min(c['results'][metric]):.2f}-{max(c['results'][metric]):.2f}" for c in (anchor, test)]
+        spans = [f"{min(c.results[metric]):.2f}-{max(c.results[metric]):.2f}" for c in (anchor, test)]
         return f"undefined ({exc}; {metric} {spans[0]} vs {spans[1]})"
 
 
@@ -150,13 +146,13 @@ def _dists_rows(results: dict[str, dict]) -> list[list[str]]:
     return [[name, str(row["images"]), f"{row['dists']:.4f} ± {row['stderr']:.4f}"] for name, row in results.items()]
 
 
-def _with_ends(doc: dict, ends: dict) -> dict:
+def _with_ends(doc: Results, ends: Results) -> Results:
     """A results document plus the tau = 0 and tau = 1 curves of another (the ends every mode shares)."""
-    extra = [c for c in ends["curves"] if c["kind"] == "dpfusion" and c["tau"] in (0.0, 1.0)]
-    return {"curves": [c for c in doc["curves"] if c["tau"] not in (0.0, 1.0)] + extra}
+    extra = [c for c in ends.learned() if c.tau in (0.0, 1.0)]
+    return Results(doc.name, [c for c in doc.curves if c.tau not in (0.0, 1.0)] + extra)
 
 
-def _split_docs(out: Path) -> dict[str, dict]:
+def _split_docs(out: Path) -> dict[str, Results]:
     docs = {name: load_results(out / f"{name}.json") for name in ("sweep", "blend")}
     docs["blend"] = _with_ends(docs["blend"], docs["sweep"])
     if (out / "realism.json").is_file():
@@ -166,19 +162,19 @@ def _split_docs(out: Path) -> dict[str, dict]:
     return docs
 
 
-def _ratio(doc: dict, metric: str, rate: float) -> float:
-    values = {c["tau"]: c["results"][metric][c["rates"].index(rate)] for c in doc["curves"] if c["kind"] == "dpfusion"}
+def _ratio(doc: Results, metric: str, rate: float) -> float:
+    values = {c.tau: c.results[metric][c.rates.index(rate)] for c in doc.learned()}
     return values[0.0] / values[1.0]
 
 
-def _bars(docs: dict) -> list[str]:
+def _bars(docs: dict[str, Results]) -> list[str]:
     """The dial issue's bars on one split, each as measured (worst rate where a bar is per rate)."""
     sweep, tau0, tau1 = docs["sweep"], _curve(docs["sweep"], tau=0.0), _curve(docs["sweep"], tau=1.0)
-    rates = tau1["rates"]
+    rates = tau1.rates
     verdicts = [verdict(sweep, docs["blend"], r) for r in rates]
-    cost = [a - b for a, b in zip(tau1["results"]["psnr"], tau0["results"]["psnr"], strict=True)]
+    cost = [a - b for a, b in zip(tau1.results["psnr"], tau0.results["psnr"], strict=True)]
     realism = docs.get("realism")
-    measured = [r for r in rates if realism and r in _curve(realism, tau=1.0)["rates"]]
+    measured = [r for r in rates if realism and r in _curve(realism, tau=1.0).rates]
     fid = [_ratio(realism, "fid", r) for r in measured]
     kid = [_ratio(realism, "kid", r) for r in measured]
     wasted = [f"rate {v.rate:g}: tau {a:g} by {b:g}" for v in verdicts for a, b in v.wasted]
@@ -210,16 +206,16 @@ def _bar_table(splits: dict[str, dict]) -> str:
     return _table(["figure", "bar", *splits], rows)
 
 
-def _dial_rows(docs: dict) -> list[list[str]]:
+def _dial_rows(docs: dict[str, Results]) -> list[list[str]]:
     rows = []
-    for i, rate in enumerate(_curve(docs["sweep"], tau=1.0)["rates"]):
-        row = [f"{rate:g}", f"{_curve(docs['sweep'], tau=1.0)['results']['bpp'][i]:.4f}"]
+    for i, rate in enumerate(_curve(docs["sweep"], tau=1.0).rates):
+        row = [f"{rate:g}", f"{_curve(docs['sweep'], tau=1.0).results['bpp'][i]:.4f}"]
         row += [f"{p.psnr:.2f} / {p.lpips:.4f}" for p in curve_points(docs["sweep"], rate)]
         rows.append(row)
     return rows
 
 
-def _verdict_rows(docs: dict, mode: str) -> list[list[str]]:
+def _verdict_rows(docs: dict[str, Results], mode: str) -> list[list[str]]:
     rows = []
     for rate in _mode_rates(docs, mode):
         v = verdict(docs[mode], docs["blend"], rate)
@@ -228,15 +224,15 @@ def _verdict_rows(docs: dict, mode: str) -> list[list[str]]:
     return rows
 
 
-def _mode_rates(docs: dict, mode: str) -> list[float]:
+def _mode_rates(docs: dict[str, Results], mode: str) -> list[float]:
     return [
         r
-        for r in _curve(docs["sweep"], tau=1.0)["rates"]
-        if r in _curve(docs[mode], tau=PAPER_TAUS[0] if mode == "paper" else 1.0)["rates"]
+        for r in _curve(docs["sweep"], tau=1.0).rates
+        if r in _curve(docs[mode], tau=PAPER_TAUS[0] if mode == "paper" else 1.0).rates
     ]
 
 
-def _paper_section(docs: dict, verdict_header: list[str]) -> list[str]:
+def _paper_section(docs: dict[str, Results], verdict_header: list[str]) -> list[str]:
     if "paper" not in docs:
         return ["Eq. 4 (`--tau-mode paper`) was not measured in this session (`--paper-rates` empty)."]
     return [
@@ -246,42 +242,42 @@ def _paper_section(docs: dict, verdict_header: list[str]) -> list[str]:
     ]
 
 
-def _paper_rows(docs: dict) -> list[list[str]]:
+def _paper_rows(docs: dict[str, Results]) -> list[list[str]]:
     rows = []
     for rate in _mode_rates(docs, "paper"):
         rows.append([f"{rate:g}", *[f"{p.psnr:.2f} / {p.lpips:.4f}" for p in curve_points(docs["paper"], rate)]])
     return rows
 
 
-def _realism_rows(doc: dict) -> list[list[str]]:
+def _realism_rows(doc: Results) -> list[list[str]]:
     rows = []
-    for curve in doc["curves"]:
-        xs = curve["rates"] if curve["kind"] == "dpfusion" else curve["qualities"]
-        label = f"tau={curve['tau']:g}" if curve["kind"] == "dpfusion" else curve["name"]
+    for curve in doc.curves:
+        xs = curve.xs
+        label = f"tau={curve.tau:g}" if curve.learned else curve.name
         for i, x in enumerate(xs):
-            r = curve["results"]
+            r = curve.results
             cells = [f"{r[m][i]:.4f}" if m in r and r[m][i] is not None else "-" for m in ("fid", "kid")]
             rows.append([label, f"{x:g}", f"{r['bpp'][i]:.4f}", f"{r['psnr'][i]:.2f}" if "psnr" in r else "-", *cells])
     return rows
 
 
-def _seed_step_rows(seeds: dict, steps: dict) -> tuple[list[list[str]], list[list[str]]]:
+def _seed_step_rows(seeds: Results, steps: Results) -> tuple[list[list[str]], list[list[str]]]:
     seed_curve = _curve(seeds, tau=0.0)
     seed_rows = [
-        [f"{rate:g}", f"{seed_curve['results']['psnr'][i]:.3f} ± {seed_curve['seed_std']['psnr'][i]:.4f}",
-         f"{seed_curve['results']['lpips_alex'][i]:.4f} ± {seed_curve['seed_std']['lpips_alex'][i]:.5f}"]
-        for i, rate in enumerate(seed_curve["rates"])
+        [f"{rate:g}", f"{seed_curve.results['psnr'][i]:.3f} ± {seed_curve.seed_std['psnr'][i]:.4f}",
+         f"{seed_curve.results['lpips_alex'][i]:.4f} ± {seed_curve.seed_std['lpips_alex'][i]:.5f}"]
+        for i, rate in enumerate(seed_curve.rates)
     ]  # fmt: skip
     step_rows = []
     for count in STEPS:
-        c = _curve(steps, tau=0.0, steps=count)["results"]
+        c = _curve(steps, tau=0.0, steps=count).results
         step_rows.append(
             [str(count), f"{c['psnr'][0]:.3f}", f"{c['lpips_alex'][0]:.4f}", f"{c['decoding_time'][0]:.2f}"]
         )
     return seed_rows, step_rows
 
 
-def _codec_claims(sweep: dict) -> list[list[str]]:
+def _codec_claims(sweep: Results) -> list[list[str]]:
     tau1, jpeg, webp = _curve(sweep, tau=1.0), _curve(sweep, "jpeg"), _curve(sweep, "webp")
     return [
         ["PSNR BD-rate, tau=1 vs JPEG (Pillow 4:2:0)", _bd(bd_rate, jpeg, tau1, "psnr", "%")],
@@ -290,9 +286,9 @@ def _codec_claims(sweep: dict) -> list[list[str]]:
     ]
 
 
-def _sections(out: Path, splits: dict[str, dict], extras: dict, probe_rate: float) -> list[str]:
+def _sections(splits: dict[str, dict], extras: dict, probe_rate: float) -> list[str]:
     kodak, validation = splits["kodak"], splits["validation"]
-    seed_rows, step_rows = _seed_step_rows(extras["seeds"], extras["steps"])
+    seed_rows, step_rows = _seed_step_rows(extras["seeds"], extras.steps)
     verdict_header = ["rate", "evenness", "minus best blend", "above the blend's PSNR", "beaten positions"]
     return [
         "## The dial's bars (default tau mode: the calibrated blend of the two ends)",
@@ -339,17 +335,17 @@ def _sections(out: Path, splits: dict[str, dict], extras: dict, probe_rate: floa
 
 def report(out: Path, splits: dict[str, dict], extras: dict, latency: str, command: str, probe_rate: float) -> str:
     shown = out.relative_to(ROOT)
-    settings = splits["kodak"]["sweep"]["settings"]
+    settings = splits["kodak"]["sweep"].settings
     parts = [
         "# Reproduction and dial measurements with the embedded default model",
         f"Produced by `{command}` (rerunnable; sweeps resume from their journals). Raw results: `{shown}/` "
         f"(Kodak) and `{shown}/validation/`: `sweep.json` (the dial), `blend.json`, `paper.json`, `realism.json`, "
         f"`seeds.json`, `steps.json`, per-curve CompressAI JSON, CSV; plots in `{shown}/plots/`. Images: "
-        f"{len(settings['images'])} Kodak PNGs and {len(splits['validation']['sweep']['settings']['images'])} "
+        f"{len(settings['images'])} Kodak PNGs and {len(splits['validation']['sweep'].settings['images'])} "
         f"validation photos; real bitstreams, bpp from file sizes; {settings.get('steps')} sampling step(s); "
         "psnr on RGB 8-bit, ms_ssim on RGB, lpips_alex = LPIPS v0.1 AlexNet.",
         _model_line(),
-        *_sections(out, splits, extras, probe_rate),
+        *_sections(splits, extras, probe_rate),
         f"## Variant-1 ablation (rate {probe_rate:g})",
         _variant_text(extras.get("variant1")),
         "## Decode latency (`python benchmarks/decode_latency.py`, this machine, 2 CPU cores)",
@@ -360,25 +356,22 @@ def report(out: Path, splits: dict[str, dict], extras: dict, latency: str, comma
     return "\n\n".join(parts) + "\n"
 
 
-def _variant_text(variant: dict | None) -> str:
+def _variant_text(variant: Results | None) -> str:
     if variant is None:
         return "Not rerun: pass `--variant1 DIR` with a module trained by `dpfusion train fusion --variant direct`."
     rows = [
-        [f"tau={p.tau:g}", f"{p.psnr:.2f}", f"{p.lpips:.4f}"]
-        for p in curve_points(variant, variant["curves"][0]["rates"][0])
+        [f"tau={p.tau:g}", f"{p.psnr:.2f}", f"{p.lpips:.4f}"] for p in curve_points(variant, variant.curves[0].rates[0])
     ]
     return _table(["Variant-1", "PSNR dB", "LPIPS-alex"], rows)
 
 
 def _tradeoff_plot(out: Path, docs: dict) -> None:
     """PSNR against LPIPS per rate: the dial, the plain blend of its ends and the paper's eq. 4."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rates = _curve(docs["sweep"], tau=1.0)["rates"]
-    fig, axes = plt.subplots(2, (len(rates) + 1) // 2, figsize=(4 * ((len(rates) + 1) // 2), 7))
+    rates = _curve(docs["sweep"], tau=1.0).rates
+    fig = Figure(figsize=(4 * ((len(rates) + 1) // 2), 7))
+    axes = fig.subplots(2, (len(rates) + 1) // 2)
     for ax, rate in zip(axes.flat, rates, strict=False):
         for name, style in (("blend", "k--"), ("paper", "s-"), ("sweep", "o-")):
             if name not in docs:
@@ -393,7 +386,6 @@ def _tradeoff_plot(out: Path, docs: dict) -> None:
     fig.tight_layout()
     (out / "plots").mkdir(parents=True, exist_ok=True)
     fig.savefig(out / "plots" / "tradeoff.png", dpi=90)
-    plt.close(fig)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import torch
 from dpfusion.codecs import loading
 from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.codecs.loading import DEFAULT_NAME, load_codec
+from dpfusion.container import compress
 from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion
@@ -21,7 +22,6 @@ from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.samplers import SAMPLERS
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import load_image
-from dpfusion.pipeline import compress
 from dpfusion.session import KEPT_REALISTIC_ENDS, DecodeSession
 
 __all__ = ["DEFAULT_STEPS", "MAX_SEED", "DecodeSession", "Model", "check_seed", "load"]
@@ -98,7 +98,7 @@ def load(
     ``device`` runs the decoder there (see :meth:`Model.to`)."""
     device = resolve_device(device)
     codec = load_codec(name, quality, checkpoint)
-    if fusion is None and name in ("default", DEFAULT_NAME) and (loading.DEFAULT_DIR / "fusion.json").is_file():
+    if fusion is None and codec.name == DEFAULT_NAME and (loading.DEFAULT_DIR / "fusion.json").is_file():
         fusion = loading.DEFAULT_DIR
     if fusion is None:
         return Model(codec, tau_mode=tau_mode, sampler=sampler).to(device)

@@ -4,7 +4,7 @@ Layout (integers little-endian, ``varint`` = unsigned LEB128)::
 
     magic      3 bytes  b"DPF"
     version    1 byte
-    codec      1 byte   index into CODEC_IDS
+    codec      1 byte   the codec's registered bitstream id (codecs.registry)
     quality    2 bytes  quality or rate index x 1000
     weights    8 bytes  fingerprint of the codec's weights
     height     varint
@@ -25,6 +25,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from dpfusion.codecs.registry import codec_for_id, codec_spec
 from dpfusion.errors import DPFusionError
 
 MAGIC = b"DPF"
@@ -34,17 +35,6 @@ MAX_STRINGS = 8
 MAX_SIDE = 1 << 20
 QUALITY_SCALE = 1000
 """The quality field stores ``round(quality * QUALITY_SCALE)``: rates are exact to 1/1000."""
-
-CODEC_IDS: tuple[str, ...] = (
-    "dpfusion-default",
-    "gain-hyperprior",
-    "bmshj2018-hyperprior",
-    "mbt2018-mean",
-    "mbt2018",
-    "cheng2020-anchor",
-    "cheng2020-attn",
-)
-"""Append only: a codec's position is its identifier in every file ever written."""
 
 
 class BitstreamError(DPFusionError):
@@ -104,8 +94,10 @@ class _Reader:
 
 def pack(file: DpfFile) -> bytes:
     """Serialise; validates every field so a bad writer fails here, not at the receiver."""
-    if file.codec not in CODEC_IDS:
-        raise BitstreamError(f"codec {file.codec!r} has no container identifier")
+    try:
+        codec_id = codec_spec(file.codec).bitstream_id
+    except DPFusionError:
+        raise BitstreamError(f"codec {file.codec!r} has no container identifier") from None
     scaled = file.quality * QUALITY_SCALE
     if not 0 <= scaled <= 0xFFFF:  # NaN fails this too
         raise BitstreamError(f"quality {file.quality} does not fit the container")
@@ -120,7 +112,7 @@ def pack(file: DpfFile) -> bytes:
     quality = round(scaled)
     tau = NO_TAU if file.tau is None else round(file.tau * 254)
     body = bytearray(MAGIC)
-    body += struct.pack("<BBH", VERSION, CODEC_IDS.index(file.codec), quality)
+    body += struct.pack("<BBH", VERSION, codec_id, quality)
     body += file.fingerprint
     body += _varint(file.height) + _varint(file.width)
     body += struct.pack("<BB", tau, len(file.strings))
@@ -147,7 +139,8 @@ def unpack(data: bytes) -> DpfFile:
     reader = _Reader(data[:-4])
     reader.take(len(MAGIC) + 1, "header")
     codec_id, quality = struct.unpack("<BH", reader.take(3, "codec identifier"))
-    if codec_id >= len(CODEC_IDS):
+    spec = codec_for_id(codec_id)
+    if spec is None:
         raise BitstreamError(f"unknown codec identifier {codec_id}")
     fingerprint = reader.take(8, "weights fingerprint")
     height = reader.varint("image height")
@@ -162,7 +155,7 @@ def unpack(data: bytes) -> DpfFile:
     if reader.pos != len(reader.data):
         raise BitstreamError(f"corrupt file: {len(reader.data) - reader.pos} unexpected trailing bytes")
     return DpfFile(
-        codec=CODEC_IDS[codec_id],
+        codec=spec.name,
         quality=quality / QUALITY_SCALE,
         fingerprint=fingerprint,
         height=height,

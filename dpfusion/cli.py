@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    warnings.formatwarning = lambda message, *rest, **kw: f"dpfusion: warning: {message}\n"
+    warnings.formatwarning = lambda message, *_rest, **_kw: f"dpfusion: warning: {message}\n"
     try:
         args = build_parser().parse_args(argv)
         args.run(args)

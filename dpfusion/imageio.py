@@ -18,17 +18,30 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from dpfusion.atomic import PathLike, atomic_paths
-from dpfusion.codecs.adapter import LATENT_STRIDE
 from dpfusion.errors import DPFusionError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
 MAX_PIXELS = 64_000_000
 """Largest padded image accepted (about 8000x8000): beyond it the codec's activations would not fit in memory."""
+GUARD_STRIDE = 64
+"""The padding the pixel guard assumes, before any codec is loaded: the largest stride of the registered
+codecs (every hyperprior downsamples by 64), so a codec with a finer stride pads less than the guard counts."""
+
+
+def image_files(folder: str | Path, what: str) -> list[Path]:
+    """Image files under ``folder`` and its sub-folders, sorted for reproducibility; none is an error."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DPFusionError(f"{what} not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DPFusionError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    return files
 
 
 def padded_size(height: int, width: int) -> tuple[int, int]:
-    """The size the codec really works on: each side padded up to a multiple of its stride."""
-    return -(-height // LATENT_STRIDE) * LATENT_STRIDE, -(-width // LATENT_STRIDE) * LATENT_STRIDE
+    """The size the pixel guard counts: each side padded up to a multiple of ``GUARD_STRIDE``."""
+    return -(-height // GUARD_STRIDE) * GUARD_STRIDE, -(-width // GUARD_STRIDE) * GUARD_STRIDE
 
 
 def check_pixels(height: int, width: int, what: str) -> None:

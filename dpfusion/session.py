@@ -19,7 +19,8 @@ import numpy as np
 from torch import Tensor
 
 from dpfusion.bitstream import DpfFile
-from dpfusion.codecs.adapter import LATENT_STRIDE, Encoded
+from dpfusion.codecs.adapter import Encoded
+from dpfusion.container import check_fingerprint, parse_for_decoding
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import (
     DEFAULT_STEPS,
@@ -36,7 +37,6 @@ from dpfusion.fusion.decoding import (
 from dpfusion.fusion.dial import blend, weights_for
 from dpfusion.fusion.samplers import sampler_for
 from dpfusion.imageio import to_uint8
-from dpfusion.pipeline import check_fingerprint, parse_for_decoding
 
 if TYPE_CHECKING:
     from dpfusion.api import Model
@@ -99,7 +99,7 @@ class DecodeSession:
 
     def _grid(self, tau: TauSpec) -> Tensor:
         """On the CPU: the decoder asks "is tau 1 here?" of it without waiting on the device."""
-        return tau_to_latent_grid(tau, self.image_size, tuple(self.y_hat.shape[2:]), LATENT_STRIDE)
+        return tau_to_latent_grid(tau, self.image_size, tuple(self.y_hat.shape[2:]), self.codec.stride)
 
     def _fusion_condition(self) -> Condition:
         if self._condition is None:

@@ -37,6 +37,19 @@ def weights_files(path: str | Path, weights_name: str, config_name: str, what: s
     return config_path, weights_path
 
 
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from ``path``; missing, unreadable, not JSON or not an object: one line naming ``what``."""
+    if not path.is_file():
+        raise DPFusionError(f"{what} not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DPFusionError(f"{path}: invalid JSON ({one_line(exc)})") from None
+    if not isinstance(data, dict):
+        raise DPFusionError(f"{path}: not a {what} (a JSON object was expected)")
+    return data
+
+
 def one_line(exc: BaseException, limit: int = 300) -> str:
     """An exception's message on one line (torch's are often many), shortened."""
     text = " ".join(str(exc).split())

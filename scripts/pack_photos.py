@@ -1,6 +1,6 @@
 """Pack a prepared photo folder for a device machine: JPEG q98 4:4:4 in a tar, under the 64 MiB carry limit.
 
-    python scripts/pack_photos.py /work/traindata traindata.tar
+python scripts/pack_photos.py /work/traindata traindata.tar
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dpfusion import api, pipeline
+from dpfusion import api, container
 from dpfusion.api import Model
 from dpfusion.bitstream import unpack
 from dpfusion.codecs.adapter import CodecAdapter
@@ -14,6 +14,7 @@ from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import save_fusion
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
+from tests.decoding import decode_base
 
 torch.set_num_threads(1)
 SCHEDULE = NoiseSchedule(num_train_steps=100)
@@ -37,7 +38,7 @@ def model(tiny_gain_codec) -> Model:
 def test_compress_and_decompress(model, tiny_image, tiny_png):
     data = model.compress(tiny_image)
     assert data == model.compress(tiny_png)  # an array or a path
-    base = pipeline.decode_base(data, codec=model.codec).image
+    base = decode_base(data, codec=model.codec).image
     np.testing.assert_array_equal(model.decompress(data), base)  # tau defaults to 1
     np.testing.assert_array_equal(model.decompress(data, tau=1.0), base)
     realistic = model.decompress(data, tau=0.0, steps=3)
@@ -66,7 +67,7 @@ def test_with_quality_for_the_gain_codec(model, tiny_image):
     for data, quality in ((low, 0.0), (high, 3.0)):
         assert unpack(data).quality == quality
         # The model was loaded at rate 1 but decodes each file at the rate it was written with.
-        expected = pipeline.decode_base(data, codec=model.codec.with_quality(quality)).image
+        expected = decode_base(data, codec=model.codec.with_quality(quality)).image
         np.testing.assert_array_equal(model.decompress(data), expected)
         assert model.decompress(data, tau=0.0, steps=2).shape == tiny_image.shape
     for bad in (-0.5, 3.5, float("nan")):
@@ -83,13 +84,13 @@ def test_fixed_rate_codecs_refuse_another_quality(tiny_codec_factory, tiny_image
     with pytest.raises(DPFusionError, match="fixed-rate"):
         fixed.compress(tiny_image, quality=4)
     data = fixed.compress(tiny_image)
-    np.testing.assert_array_equal(fixed.decompress(data), pipeline.decode_base(data, codec=codec).image)
+    np.testing.assert_array_equal(fixed.decompress(data), decode_base(data, codec=codec).image)
 
 
 def test_tau_below_one_needs_a_fusion_module(tiny_gain_codec, tiny_image):
     bare = Model(tiny_gain_codec)
     data = bare.compress(tiny_image)
-    np.testing.assert_array_equal(bare.decompress(data, tau=1.0), pipeline.decode_base(data, tiny_gain_codec).image)
+    np.testing.assert_array_equal(bare.decompress(data, tau=1.0), decode_base(data, tiny_gain_codec).image)
     for tau in (0.5, np.zeros(tiny_image.shape[:2], np.float32)):
         with pytest.raises(DPFusionError, match="fusion module"):
             bare.decompress(data, tau=tau)
@@ -99,16 +100,16 @@ def test_tau_below_one_needs_a_fusion_module(tiny_gain_codec, tiny_image):
 def test_files_from_other_weights_or_codecs_are_refused(model, tiny_codec_factory, tiny_image, tiny_model_factory):
     other_weights = tiny_codec_factory("gain-hyperprior", 1, 1.0)
     with pytest.raises(DPFusionError, match="fingerprint"):
-        model.decompress(pipeline.compress(other_weights, tiny_image))
+        model.decompress(container.compress(other_weights, tiny_image))
     with pytest.raises(DPFusionError, match="fingerprint"):
-        model.decompress(pipeline.compress(tiny_codec_factory("mbt2018-mean", 0), tiny_image))
+        model.decompress(container.compress(tiny_codec_factory("mbt2018-mean", 0), tiny_image))
     # Same weights under another codec name: refused by name.
     weights = tiny_model_factory("mbt2018-mean", 0)
     as_mean = Model(CodecAdapter(weights, "mbt2018-mean", 1))
     as_hyper = CodecAdapter(tiny_model_factory("mbt2018-mean", 0), "bmshj2018-hyperprior", 1)
     assert as_hyper.fingerprint == as_mean.codec.fingerprint
     with pytest.raises(DPFusionError, match="bmshj2018-hyperprior"):
-        as_mean.decompress(pipeline.compress(as_hyper, tiny_image))
+        as_mean.decompress(container.compress(as_hyper, tiny_image))
 
 
 def test_invalid_tau_and_steps(model, tiny_image):

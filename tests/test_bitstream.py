@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dpfusion.bitstream import (
-    CODEC_IDS,
     MAGIC,
     MAX_SIDE,
     MAX_STRINGS,
@@ -21,13 +20,14 @@ from dpfusion.bitstream import (
     pack,
     unpack,
 )
+from dpfusion.codecs.registry import codec_names, codec_spec
 from dpfusion.errors import DPFusionError
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 dpf_files = st.builds(
     DpfFile,
-    codec=st.sampled_from(CODEC_IDS),
+    codec=st.sampled_from(codec_names()),
     quality=st.integers(0, 0xFFFF).map(lambda q: q / 1000),
     fingerprint=st.binary(min_size=8, max_size=8),
     height=st.one_of(st.integers(1, 300), st.integers(1, MAX_SIDE)),
@@ -69,7 +69,7 @@ def test_sample_round_trip_and_layout() -> None:
     assert unpack(SAMPLE_BYTES) == SAMPLE
     assert SAMPLE_BYTES[:3] == MAGIC
     assert SAMPLE_BYTES[3] == VERSION
-    assert SAMPLE_BYTES[4] == CODEC_IDS.index("gain-hyperprior")
+    assert SAMPLE_BYTES[4] == codec_spec("gain-hyperprior").bitstream_id
     assert struct.unpack("<H", SAMPLE_BYTES[5:7])[0] == 2500
     assert SAMPLE_BYTES[7:15] == SAMPLE.fingerprint
     assert struct.unpack("<I", SAMPLE_BYTES[-4:])[0] == zlib.crc32(SAMPLE_BYTES[:-4])
@@ -77,15 +77,9 @@ def test_sample_round_trip_and_layout() -> None:
 
 def test_codec_ids_are_append_only() -> None:
     # Files already written depend on these positions.
-    assert CODEC_IDS[:7] == (
-        "dpfusion-default",
-        "gain-hyperprior",
-        "bmshj2018-hyperprior",
-        "mbt2018-mean",
-        "mbt2018",
-        "cheng2020-anchor",
-        "cheng2020-attn",
-    )
+    built_in = ("dpfusion-default", "gain-hyperprior", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018")
+    built_in += ("cheng2020-anchor", "cheng2020-attn")
+    assert [codec_spec(name).bitstream_id for name in built_in] == list(range(7))
 
 
 @pytest.mark.parametrize(
@@ -153,7 +147,7 @@ def test_random_bytes_are_refused(data: bytes) -> None:
 @example(b"\x01\x00" + bytes(8) + b"\x05\x05\xff\x01\x81\x00\x00")  # same, non-canonical length
 def test_random_bodies_with_a_valid_checksum_are_refused_or_canonical(tail: bytes) -> None:
     """Past the checksum, the parser still either refuses or reads the one canonical encoding."""
-    data = _with_crc(MAGIC + bytes([VERSION]) + bytes([CODEC_IDS.index("mbt2018")]) + tail)
+    data = _with_crc(MAGIC + bytes([VERSION]) + bytes([codec_spec("mbt2018").bitstream_id]) + tail)
     try:
         parsed = unpack(data)
     except BitstreamError:

@@ -14,10 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dpfusion import atomic, pipeline
+from dpfusion import atomic, container
 from dpfusion.api import Model
 from dpfusion.cli import main
 from dpfusion.errors import DPFusionError
+from tests.decoding import decode_base
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -53,7 +54,7 @@ def test_compress_info_decompress(tmp_path, tiny_png, tiny_image, tiny_gain_code
     code, stdout, err = run_cli(capsys, "compress", tiny_png, "-o", out, "--quality", "1", *gain_args)
     assert code == 0 and err == ""
     data = out.read_bytes()
-    assert data == pipeline.compress(tiny_gain_codec, tiny_image)  # same codec, same bytes
+    assert data == container.compress(tiny_gain_codec, tiny_image)  # same codec, same bytes
     match = re.search(r"(\d+) bytes, ([\d.]+) bpp \((\d+)x(\d+), gain-hyperprior q=1\)", stdout)
     assert match, stdout
     size, bpp, width, height = int(match[1]), float(match[2]), int(match[3]), int(match[4])
@@ -74,7 +75,7 @@ def test_compress_info_decompress(tmp_path, tiny_png, tiny_image, tiny_gain_code
     assert 0 < overhead < 32
     assert float(fields["bpp"]) == pytest.approx(bpp, abs=1e-4)
 
-    expected = pipeline.decode_base(data, codec=tiny_gain_codec).image
+    expected = decode_base(data, codec=tiny_gain_codec).image
     for extra in ([], ["--tau", "1"]):
         png = tmp_path / f"decoded{len(extra)}.png"
         code, stdout, err = run_cli(capsys, "decompress", out, "-o", png, "--checkpoint", gain_args[-1], *extra)
@@ -259,7 +260,7 @@ def test_real_process(tmp_path, tiny_image_factory, tiny_gain_codec, gain_args, 
     assert done.returncode == 0, done.stderr
     assert done.stderr == "dpfusion: warning: photo.png: alpha channel dropped\n"
     assert "bpp" in done.stdout
-    assert source.with_suffix(".dpf").read_bytes() == pipeline.compress(tiny_gain_codec, image)
+    assert source.with_suffix(".dpf").read_bytes() == container.compress(tiny_gain_codec, image)
 
     done = subprocess.run(
         [*command, "decompress", "photo.dpf", "--checkpoint", str(gain_checkpoint_factory(1))],
@@ -309,4 +310,4 @@ def test_output_through_a_symlink(tmp_path, tiny_png, gain_args, tiny_gain_codec
     (tmp_path / "link.dpf").symlink_to(real)
     assert run_cli(capsys, "compress", tiny_png, "-o", tmp_path / "link.dpf", "--quality", "1", *gain_args)[0] == 0
     assert (tmp_path / "link.dpf").is_symlink()
-    assert real.read_bytes() == pipeline.compress(tiny_gain_codec, tiny_image)
+    assert real.read_bytes() == container.compress(tiny_gain_codec, tiny_image)

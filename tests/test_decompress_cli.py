@@ -7,13 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from dpfusion import pipeline
 from dpfusion.cli import main
 from dpfusion.codecs.loading import load_codec
 from dpfusion.fusion.checkpoint import save_fusion
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import load_image, save_png
+from tests.decoding import decode_base
 
 torch.set_num_threads(1)
 
@@ -42,7 +42,7 @@ def test_several_taus_write_one_file_each(setup, tmp_path, capsys):
         assert (tmp_path / name).is_file(), name
     assert "decoded 3 image(s)" in capsys.readouterr().out
     images = [load_image(tmp_path / name) for name in names]
-    base = pipeline.decode_base(dpf.read_bytes(), codec=codec).image
+    base = decode_base(dpf.read_bytes(), codec=codec).image
     np.testing.assert_array_equal(images[2], base)
     assert not np.array_equal(images[0], base) and not np.array_equal(images[0], images[1])
     # -o names the family of outputs.
@@ -55,7 +55,7 @@ def test_tau_one_equals_the_base_output_byte_for_byte(setup, tmp_path):
     dpf, args, bare, codec = setup
     assert main(["decompress", str(dpf), "--tau", "1", "-o", str(tmp_path / "fused.png"), *args]) == 0
     assert main(["decompress", str(dpf), "-o", str(tmp_path / "plain.png"), *bare]) == 0  # no fusion module
-    save_png(tmp_path / "reference.png", pipeline.decode_base(dpf.read_bytes(), codec=codec).image)
+    save_png(tmp_path / "reference.png", decode_base(dpf.read_bytes(), codec=codec).image)
     fused = (tmp_path / "fused.png").read_bytes()
     assert fused == (tmp_path / "plain.png").read_bytes() == (tmp_path / "reference.png").read_bytes()
 

@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 import dpfusion
-from dpfusion import pipeline
 from dpfusion.cli import main
 from dpfusion.codecs import loading
 from dpfusion.codecs.adapter import CodecAdapter
@@ -20,6 +19,7 @@ from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.weights_io import save_weights
 from tests.conftest import build_tiny_model
+from tests.decoding import decode_base
 
 
 def _default_folder(folder: Path, with_fusion: bool) -> Path:
@@ -52,7 +52,7 @@ def test_demo_writes_table_images_and_grid(tmp_path, tiny_png, monkeypatch, caps
     data = (out / "tiny.dpf").read_bytes()
     bpp = 8 * len(data) / (40 * 56)
     assert all(float(row[1]) == pytest.approx(bpp, abs=1e-4) for row in table)
-    base = pipeline.decode_base(data).image
+    base = decode_base(data).image
     np.testing.assert_array_equal(np.asarray(Image.open(out / "tiny_tau1.00.png")), base)
     if with_fusion:
         realistic = np.asarray(Image.open(out / "tiny_tau0.00.png"))
@@ -70,7 +70,7 @@ def test_embedded_default_model_matches_its_manifest() -> None:
     image = np.asarray(Image.open(Path(loading.__file__).parents[1] / "assets" / "dandelion.png"))[:64, :96]
     data = model.compress(image)
     assert dpfusion.unpack(data).codec == "dpfusion-default"
-    np.testing.assert_array_equal(model.decompress(data, tau=1.0), pipeline.decode_base(data).image)
+    np.testing.assert_array_equal(model.decompress(data, tau=1.0), decode_base(data).image)
     if model.fusion is not None:
         assert isinstance(model.fusion, LatentFusion)
         assert isinstance(model.codec, CodecAdapter)

@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from dpfusion import imageio, pipeline
+from dpfusion import container, imageio
 from dpfusion.errors import DPFusionError
 from dpfusion.imageio import load_image, save_png, to_tensor, to_uint8
+from tests.decoding import decode_base
 
 
 def _write_rgb16_png(path: Path, samples: np.ndarray) -> None:
@@ -128,7 +129,7 @@ def test_odd_inputs_load_as_uint8_rgb(odd_inputs, tiny_image_factory, name) -> N
 def test_odd_inputs_decode_to_their_original_size(odd_inputs, tiny_gain_codec, name) -> None:
     path = odd_inputs[name][0]
     array, _ = _load_quietly(path)
-    decoded = pipeline.decode_base(pipeline.compress(tiny_gain_codec, array), codec=tiny_gain_codec)
+    decoded = decode_base(container.compress(tiny_gain_codec, array), codec=tiny_gain_codec)
     assert decoded.image.shape == array.shape == (17, 33, 3)
 
 
@@ -154,7 +155,7 @@ def test_any_size_round_trips_through_the_codec(tmp_path, tiny_gain_codec, tiny_
     Image.fromarray(tiny_image_factory(*size)).save(path)
     array = load_image(path)
     assert array.shape == (*size, 3)
-    decoded = pipeline.decode_base(pipeline.compress(tiny_gain_codec, array), codec=tiny_gain_codec)
+    decoded = decode_base(container.compress(tiny_gain_codec, array), codec=tiny_gain_codec)
     assert decoded.image.shape == (*size, 3)
     assert (decoded.file.height, decoded.file.width) == size
 

@@ -13,7 +13,7 @@ import torch
 
 from dpfusion.api import Model
 from dpfusion.bitstream import unpack
-from dpfusion.codecs.adapter import LATENT_STRIDE, Encoded
+from dpfusion.codecs.adapter import Encoded
 from dpfusion.fusion.decoding import tau_to_latent_grid
 from dpfusion.fusion.dial import DialCalibration
 from dpfusion.fusion.network import LatentFusion
@@ -74,7 +74,7 @@ def _one_shot(model: Model, data: bytes, taus: list, steps: int, seed: int) -> l
     codec = model.codec.with_quality(file.quality)
     size = (file.height, file.width)
     y_hat = codec.decode_latent(Encoded(file.strings, size))
-    grid = lambda t: tau_to_latent_grid(t, size, tuple(y_hat.shape[2:]), LATENT_STRIDE)  # noqa: E731
+    grid = lambda t: tau_to_latent_grid(t, size, tuple(y_hat.shape[2:]), codec.stride)  # noqa: E731
     if model.tau_mode == "paper":
         grids = [grid(t) for t in taus]
         latents = _fused(model, y_hat, grids, steps, seed)
@@ -172,12 +172,12 @@ def test_progress_reports_every_sampler_step(models, tiny_image):
 
 
 def test_a_session_refuses_what_the_one_shot_path_refuses(models, tiny_image, tiny_codec_factory):
-    from dpfusion import pipeline
+    from dpfusion import container
     from dpfusion.errors import DPFusionError
 
     model = models["dial"]
     with pytest.raises(DPFusionError, match="fingerprint"):
-        model.open(pipeline.compress(tiny_codec_factory("gain-hyperprior", 1, 1.0), tiny_image))
+        model.open(container.compress(tiny_codec_factory("gain-hyperprior", 1, 1.0), tiny_image))
     session = model.open(model.compress(tiny_image))
     for bad in (1.5, np.zeros((3, 3), np.float32)):
         with pytest.raises(DPFusionError, match="tau"):

@@ -12,19 +12,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dpfusion import pipeline
+from dpfusion import container
 from dpfusion.bitstream import pack, unpack
 from dpfusion.codecs import strings
 from dpfusion.codecs.loading import load_codec
 from dpfusion.errors import DPFusionError
 from tests.conftest import build_tiny_codec, make_image
+from tests.decoding import decode_base
 
 TINY = build_tiny_codec("gain-hyperprior", 0, 1.0)
-TINY_FILE = unpack(pipeline.compress(TINY, make_image(40, 56)))
+TINY_FILE = unpack(container.compress(TINY, make_image(40, 56)))
 
 
 def _decode(file) -> None:
-    pipeline.decode_base(pack(file), codec=TINY)
+    decode_base(pack(file), codec=TINY)
 
 
 @given(count=st.integers(1, 8).filter(lambda n: n != 2), data=st.data())
@@ -48,7 +49,7 @@ def test_strings_the_entropy_coder_cannot_have_written_are_refused(which: int, l
 @settings(max_examples=30, deadline=None)
 def test_any_well_formed_strings_decode_to_some_image(y: bytes, z: bytes) -> None:
     words = tuple(s[: 4 * max(2, len(s) // 4)].ljust(8, b"\0") for s in (y, z))
-    decoded = pipeline.decode_base(pack(replace(TINY_FILE, strings=words)), codec=TINY)
+    decoded = decode_base(pack(replace(TINY_FILE, strings=words)), codec=TINY)
     assert decoded.image.shape == (40, 56, 3)
 
 
@@ -65,7 +66,7 @@ def test_the_guard_covers_the_worst_case() -> None:
 def kodak_sized_file(tmp_path_factory):
     """A 768x512 file of the default codec: big enough that reading past a truncated string segfaulted."""
     codec = load_codec()
-    return unpack(pipeline.compress(codec, make_image(512, 768, seed=3))), tmp_path_factory.mktemp("forged")
+    return unpack(container.compress(codec, make_image(512, 768, seed=3))), tmp_path_factory.mktemp("forged")
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess:
@@ -94,10 +95,10 @@ def test_truncated_to_whole_words_decodes_without_reading_past_the_end(kodak_siz
             pack(replace(file, strings=(file.strings[0][:length], file.strings[1])))
         )
     script = (
-        "import sys; from dpfusion import pipeline; from dpfusion.codecs.loading import load_codec; "
+        "import sys; from dpfusion import container; from dpfusion.codecs.loading import load_codec; "
         "from dpfusion.codecs.adapter import Encoded; codec = load_codec()\n"
         "for path in sys.argv[1:]:\n"
-        "    f = pipeline.parse_for_decoding(open(path, 'rb').read())\n"
+        "    f = container.parse_for_decoding(open(path, 'rb').read())\n"
         "    print(tuple(codec.decode_latent(Encoded(f.strings, (f.height, f.width))).shape))"
     )
     done = _run("-c", script, str(folder / "cut8.dpf"), str(folder / "cut12.dpf"))

@@ -26,13 +26,11 @@ from compressai.ops import compute_padding
 from torch import Tensor, nn
 
 from dpfusion.bitstream import QUALITY_SCALE
-from dpfusion.codecs.gain_hyperprior import GainMeanScaleHyperprior
+from dpfusion.codecs.registry import codec_spec
 from dpfusion.codecs.strings import check_strings, guarded
 from dpfusion.errors import DPFusionError
 
 FINGERPRINT_BYTES = 8
-LATENT_STRIDE = 64
-"""Every supported codec downsamples by 64 to its hyper-latent: pad to this multiple."""
 
 
 @dataclass(frozen=True)
@@ -73,17 +71,24 @@ class CodecAdapter:
     """A frozen base codec, ready for entropy coding, seen as encode / decode_latent / synthesize."""
 
     def __init__(self, model: CompressionModel, name: str, quality: float):
-        for attribute in ("g_a", "g_s", "compress", "decompress"):
+        for attribute in ("g_a", "g_s", "compress", "decompress", "downsampling_factor"):
             if not hasattr(model, attribute):
                 raise DPFusionError(f"codec {name!r} has no {attribute}: dpfusion needs a g_a/g_s split")
+        spec = codec_spec(name)
         self.model = model.eval()
         for param in self.model.parameters():
             param.requires_grad_(False)
         self.model.update()
-        self.name = name
-        self.variable_rate = isinstance(model, GainMeanScaleHyperprior)
+        self.name = spec.name
+        self.variable_rate = spec.variable_rate
+        self.stride = int(model.downsampling_factor)
+        """The image-to-hyper-latent downsampling: images are padded to a multiple of it."""
         self.quality = self._checked_quality(quality)
         self.fingerprint = weights_fingerprint(self.model)
+
+    def describe(self) -> dict[str, str]:
+        """Which codec and weights a module was trained for, as every saved file records it."""
+        return {"codec": self.name, "fingerprint": self.fingerprint.hex()}
 
     def _checked_quality(self, quality: float) -> float:
         if self.variable_rate:
@@ -108,25 +113,25 @@ class CodecAdapter:
     @functools.cached_property
     def latent_channels(self) -> int:
         with torch.no_grad():
-            return int(self.model.g_a(torch.zeros(1, 3, LATENT_STRIDE, LATENT_STRIDE)).shape[1])
+            return int(self.model.g_a(torch.zeros(1, 3, self.stride, self.stride)).shape[1])
 
     @functools.cached_property
     def symbols_per_cell(self) -> tuple[int, int]:
-        """Symbols in the y and the z string (CompressAI writes ``[y, z]``) per 64x64 cell of the padded image."""
+        """Symbols in the y and the z string (CompressAI writes ``[y, z]``) per stride x stride cell of the image."""
         with torch.no_grad():
-            y = self.model.g_a(torch.zeros(1, 3, LATENT_STRIDE, LATENT_STRIDE))
+            y = self.model.g_a(torch.zeros(1, 3, self.stride, self.stride))
             return y.numel(), self.model.h_a(y).numel()
 
     def latent_shape(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """The hyper-latent grid ``decompress`` expects; a function of the padded size."""
-        return tuple(-(-side // LATENT_STRIDE) for side in image_size)
+        return tuple(-(-side // self.stride) for side in image_size)
 
     def pad(self, x: Tensor) -> Tensor:
-        pad, _ = compute_padding(x.shape[-2], x.shape[-1], min_div=LATENT_STRIDE)
+        pad, _ = compute_padding(x.shape[-2], x.shape[-1], min_div=self.stride)
         return F.pad(x, pad, mode="replicate")
 
     def crop(self, x: Tensor, image_size: tuple[int, int]) -> Tensor:
-        _, unpad = compute_padding(*image_size, min_div=LATENT_STRIDE)
+        _, unpad = compute_padding(*image_size, min_div=self.stride)
         return F.pad(x, unpad)
 
     @torch.no_grad()

@@ -14,53 +14,48 @@ import json
 from typing import Any
 
 from dpfusion.errors import DPFusionError
-from dpfusion.eval.results import load_results
-from dpfusion.eval.scoring import LOWER_IS_BETTER
+from dpfusion.eval.records import Curve
+from dpfusion.eval.results_io import load_results
 from dpfusion.metrics.bdrate import METHODS, bd_quality, bd_rate
+from dpfusion.metrics.registry import better
 
 
-def load_curve(spec: str) -> dict[str, Any]:
+def load_curve(spec: str) -> Curve:
     """``PATH`` or ``PATH#CURVE_ID`` -> one curve."""
     path, _, wanted = spec.partition("#")
-    doc = load_results(path)
-    curves = doc["curves"]
+    results = load_results(path)
     if wanted:
-        for curve in curves:
-            if curve["id"] == wanted:
-                return curve
-        raise DPFusionError(f"{path}: no curve {wanted!r}; it holds {', '.join(c['id'] for c in curves)}")
-    if len(curves) != 1:
-        ids = ", ".join(c["id"] for c in curves)
-        raise DPFusionError(f"{path} holds {len(curves)} curves ({ids}): pick one as {path}#ID")
-    return curves[0]
+        return results.curve(wanted, path)
+    if len(results.curves) != 1:
+        ids = ", ".join(c.id for c in results.curves)
+        raise DPFusionError(f"{path} holds {len(results.curves)} curves ({ids}): pick one as {path}#ID")
+    return results.curves[0]
 
 
-def curve_points(curve: dict[str, Any], metric: str) -> tuple[list[float], list[float]]:
-    results = curve["results"]
-    if metric not in results:
-        available = ", ".join(k for k in results if k not in ("bpp", "encoding_time", "decoding_time"))
-        raise DPFusionError(f"curve {curve['name']!r} has no {metric} values (it has: {available})")
-    rates, values = results["bpp"], results[metric]
+def curve_points(curve: Curve, metric: str) -> tuple[list[float], list[float]]:
+    if metric not in curve.results:
+        raise DPFusionError(f"curve {curve.name!r} has no {metric} values (it has: {', '.join(curve.metrics())})")
+    rates, values = curve.results["bpp"], curve.results[metric]
     if any(v is None for v in values) or any(r is None for r in rates):
-        raise DPFusionError(f"curve {curve['name']!r} has missing {metric} values (see the results' errors)")
+        raise DPFusionError(f"curve {curve.name!r} has missing {metric} values (see the results' errors)")
     pairs = sorted(zip((float(r) for r in rates), (float(v) for v in values), strict=True))
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def _check_monotonic(curve: dict[str, Any], rates: list[float], qualities: list[float], metric: str) -> None:
+def _check_monotonic(curve: Curve, rates: list[float], qualities: list[float], metric: str) -> None:
     """Bjontegaard interpolation needs quality that strictly improves with the rate."""
     for i in range(len(rates) - 1):
         (r0, q0), (r1, q1) = (rates[i], qualities[i]), (rates[i + 1], qualities[i + 1])
         if not q1 > q0:
             raise DPFusionError(
-                f"curve {curve['name']!r}: {metric} does not improve from {r0:.4g} to {r1:.4g} bpp; "
+                f"curve {curve.name!r}: {metric} does not improve from {r0:.4g} to {r1:.4g} bpp; "
                 "BD-rate needs curves whose quality improves with the rate at every point"
             )
 
 
-def deltas(anchor: dict[str, Any], test: dict[str, Any], metric: str, method: str = "pchip") -> dict[str, Any]:
+def deltas(anchor: Curve, test: Curve, metric: str, method: str = "pchip") -> dict[str, Any]:
     """BD-rate in percent and BD-metric in the metric's units, of ``test`` against ``anchor``."""
-    lower = metric in LOWER_IS_BETTER
+    lower = better(metric) == "lower"
     sign = -1.0 if lower else 1.0  # the Bjontegaard code assumes quality rises with the rate
     (ra, qa), (rt, qt) = curve_points(anchor, metric), curve_points(test, metric)
     qa, qt = [sign * q for q in qa], [sign * q for q in qt]
@@ -69,10 +64,10 @@ def deltas(anchor: dict[str, Any], test: dict[str, Any], metric: str, method: st
     rate = bd_rate((ra, qa), (rt, qt), method)
     quality = sign * bd_quality((ra, qa), (rt, qt), method)
     return {
-        "anchor": anchor["name"],
-        "test": test["name"],
+        "anchor": anchor.name,
+        "test": test.name,
         "metric": metric,
-        "better": "lower" if lower else "higher",
+        "better": better(metric),
         "method": method,
         "bd_rate": rate,
         "bd_metric": quality,

@@ -8,10 +8,12 @@ from pathlib import Path
 
 from dpfusion.api import Model, check_seed, load
 from dpfusion.bitstream import DpfFile
+from dpfusion.codecs.loading import DEFAULT_NAME
+from dpfusion.codecs.registry import codec_names
+from dpfusion.container import parse_for_decoding
 from dpfusion.devices import DEVICE_CHOICES, resolve_device
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.dial import DEFAULT_TAU_MODE, TAU_MODES
-from dpfusion.pipeline import parse_for_decoding
 
 
 def read_bytes(path: str) -> bytes:
@@ -65,6 +67,11 @@ def add_device(parser: argparse.ArgumentParser) -> None:
         choices=DEVICE_CHOICES,
         help="cpu (default), cuda, or auto (cuda when available); the bitstream is the same on every device",
     )
+
+
+def add_model(parser: argparse.ArgumentParser, help: str = "base codec") -> None:
+    """``--model``: one of the registered codecs (``dpfusion.codecs.registry``) or an alias."""
+    parser.add_argument("--model", default=DEFAULT_NAME, choices=codec_names(with_aliases=True), help=help)
 
 
 def add_tau_mode(parser: argparse.ArgumentParser) -> None:

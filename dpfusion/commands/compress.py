@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 from dpfusion.atomic import output_target, write_bytes_atomic
-from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, load_codec
-from dpfusion.commands.common import unit_float
+from dpfusion.codecs.loading import load_codec
+from dpfusion.commands.common import add_model, unit_float
+from dpfusion.container import compress
 from dpfusion.imageio import load_image
-from dpfusion.pipeline import compress
 
 
 def run(args: argparse.Namespace) -> None:
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compress", help="encode an image into a .dpf file")
     p.add_argument("image")
     p.add_argument("-o", "--output", help="output .dpf (default: IMAGE with .dpf suffix)")
-    p.add_argument("--model", default=DEFAULT_NAME, choices=CODEC_NAMES + ("default",), help="base codec")
+    add_model(p)
     p.add_argument("--quality", type=float, help="zoo quality (1-8) or the default model's rate index")
     p.add_argument("--checkpoint", help="local weights for --model instead of the zoo / embedded ones")
     p.add_argument("--suggest-tau", type=unit_float("--suggest-tau"), help="tau the sender recommends")

@@ -14,13 +14,14 @@ from typing import Any
 import torch
 
 from dpfusion.api import DEFAULT_STEPS, Model, check_seed, load
-from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, ZOO_ARCHITECTURES
-from dpfusion.commands.common import add_device, add_tau_mode
+from dpfusion.codecs.registry import codec_spec
+from dpfusion.commands.common import add_device, add_model, add_tau_mode
 from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
+from dpfusion.eval.aggregate import build_results
 from dpfusion.eval.baselines import BASELINES, check_baseline, quality_list
 from dpfusion.eval.journal import Journal, journal_path
-from dpfusion.eval.results import build_results, curves_folder, write_results
+from dpfusion.eval.results_io import curves_folder, write_results
 from dpfusion.eval.scoring import DEFAULT_METRICS, Scorer
 from dpfusion.eval.setlevel import set_level_values
 from dpfusion.eval.sweep import ImageStore, Sweep, SweepSpec, list_images, model_signature
@@ -64,7 +65,7 @@ class ModelCache:
     """One model for a variable-rate codec; one per rate (paths may hold ``{rate}``) for fixed-rate ones."""
 
     def __init__(self, args: argparse.Namespace):
-        if args.model in ZOO_ARCHITECTURES and args.rates is None:
+        if not codec_spec(args.model).variable_rate and args.rates is None:
             raise DPFusionError(f"{args.model} is fixed-rate: give its qualities with --rates (e.g. --rates 1,3,5)")
         self.args = args
         self.models: dict[float, Model] = {}
@@ -149,9 +150,9 @@ def run(args: argparse.Namespace) -> None:
         "decoding_time": "seconds per image per tau (one batched decode of all tau, divided by their number)",
     }
     labels = {name: BASELINES[name].label for name in baselines}
-    doc = build_results(records, settings, scorer.info(), set_values, models.first.codec.name, labels, set_errors)
-    written = write_results(doc, output)
-    print(f"{output}: {len(doc['curves'])} curves, {len(doc['per_image'])} per-image rows")
+    results = build_results(records, settings, scorer.info(), set_values, models.first.codec.name, labels, set_errors)
+    written = write_results(results, output)
+    print(f"{output}: {len(results.curves)} curves, {len(results.per_image)} per-image rows")
     print(f"{curves_folder(output)}/: one CompressAI-style file per curve; {written[-1]}: per-image CSV")
 
 
@@ -167,7 +168,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dataset", help="folder of test images (searched recursively)")
     p.add_argument("-o", "--output", required=True, help="results .json (curves go to a folder of the same stem)")
-    p.add_argument("--model", default=DEFAULT_NAME, choices=CODEC_NAMES + ("default",), help="base codec")
+    add_model(p)
     p.add_argument("--checkpoint", help="codec weights; {rate} in the path is replaced per rate for fixed-rate codecs")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
     add_tau_mode(p)

@@ -14,17 +14,16 @@ from dpfusion.commands.decompress import tau_list
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.grid import parse_crop, tau_grid
 from dpfusion.eval.plots import plot_all
-from dpfusion.eval.results import load_results
+from dpfusion.eval.results_io import load_results
 from dpfusion.imageio import load_image, to_tensor
 from dpfusion.metrics import METRICS
 
 
 def run(args: argparse.Namespace) -> None:
-    docs = [load_results(path) for path in args.results]
-    doc = docs[0]
-    for other in docs[1:]:  # extra files add their curves (e.g. another codec's results) to the first
-        doc = {**doc, "curves": doc["curves"] + other["curves"]}
-    for path in plot_all(doc, args.output):
+    results = load_results(args.results[0])
+    for path in args.results[1:]:  # extra files add their curves (e.g. another codec's results) to the first
+        results = results.merged(load_results(path))
+    for path in plot_all(results, args.output):
         print(path)
 
 

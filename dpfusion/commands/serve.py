@@ -7,8 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dpfusion.api import load
-from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME
-from dpfusion.commands.common import add_device
+from dpfusion.commands.common import add_device, add_model
 from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
 
@@ -59,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="a local web page: tau slider, painted tau map, wipe view, metrics")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--model", default=DEFAULT_NAME, choices=CODEC_NAMES + ("default",), help="base codec")
+    add_model(p)
     p.add_argument("--quality", type=float, help="initial rate index or the zoo model's quality")
     p.add_argument("--checkpoint", help="local weights for --model")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")

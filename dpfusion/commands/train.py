@@ -19,8 +19,8 @@ import torch.distributed as dist
 
 from dpfusion.codecs.adapter import CodecAdapter, state_digest
 from dpfusion.codecs.gain_hyperprior import DEFAULT_LAMBDAS, GainMeanScaleHyperprior
-from dpfusion.codecs.loading import CODEC_NAMES, DEFAULT_NAME, load_codec
-from dpfusion.commands.common import seed
+from dpfusion.codecs.loading import load_codec
+from dpfusion.commands.common import add_model, seed
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion, save_fusion
 from dpfusion.fusion.network import LatentFusion
@@ -202,7 +202,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_codec(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=DEFAULT_NAME, choices=CODEC_NAMES + ("default",), help="frozen base codec")
+    add_model(p, "frozen base codec")
     p.add_argument("--quality", type=float, help="zoo quality, or the rate index the codec is loaded at")
     p.add_argument("--codec-checkpoint", dest="codec_checkpoint", help="local weights of the base codec")
     p.add_argument("--loss", default="lpips_alex", choices=PERCEPTUAL_LOSSES, help="perceptual loss")
@@ -226,7 +226,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--mse-weight", dest="mse_weight", type=float, default=MSE_WEIGHT, help="weight of the image MSE")
 
-    p = stages.add_parser("fusion", help="stage 2: the latent fusion module (eq. 2)")
+    _add_fusion(stages.add_parser("fusion", help="stage 2: the latent fusion module (eq. 2)"))
+    parser.set_defaults(run=run)
+
+
+def _add_fusion(p: argparse.ArgumentParser) -> None:
     _add_common(p)
     _add_codec(p)
     p.add_argument("--aux", help="folder of the trained auxiliary encoder")
@@ -273,5 +277,3 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="ddim",
         help="ddim: the method; direct: the paper's Variant-1 ablation (no diffusion, no auxiliary encoder)",
     )
-
-    parser.set_defaults(run=run)

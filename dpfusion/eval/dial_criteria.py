@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dpfusion.eval.records import Results
+
 PSNR_MARGIN = 0.01
 """dB: a position beaten in PSNR by less than this is not beaten (noise of a mean over photos)."""
 LPIPS_MARGIN = 0.0005
@@ -34,13 +36,13 @@ class RateVerdict:
     beyond_blend: int = 0  # interior positions above every PSNR the sampled blend reaches (counted as gap 0)
 
 
-def curve_points(doc: dict, rate: float, metric: str = "lpips_alex") -> list[Point]:
+def curve_points(doc: Results, rate: float, metric: str = "lpips_alex") -> list[Point]:
     """(tau, PSNR, LPIPS) of every model curve of a results document at one rate, sorted by tau."""
     points = []
-    for curve in doc["curves"]:
-        if curve["kind"] == "dpfusion" and rate in curve["rates"]:
-            i = curve["rates"].index(rate)
-            points.append(Point(curve["tau"], curve["results"]["psnr"][i], curve["results"][metric][i]))
+    for curve in doc.learned():
+        if rate in curve.rates:
+            i = curve.rates.index(rate)
+            points.append(Point(curve.tau, curve.results["psnr"][i], curve.results[metric][i]))
     return sorted(points, key=lambda p: p.tau)
 
 

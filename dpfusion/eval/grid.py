@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from dpfusion.errors import DPFusionError
-from dpfusion.eval.plots import plt, save_figure
+from dpfusion.eval.plots import save_figure
 
 Crop = tuple[int, int, int, int]  # x, y, width, height
 
@@ -45,11 +47,12 @@ def tau_grid(
         raise DPFusionError(f"crop {x},{y},{w},{h} does not fit the {width}x{height} image")
     columns = len(images)
     aspect = height / width
-    fig, axes = plt.subplots(2, columns, figsize=(3 * columns, 3 * aspect + 3), squeeze=False)
+    fig = Figure(figsize=(3 * columns, 3 * aspect + 3))
+    axes = fig.subplots(2, columns, squeeze=False)
     for column, (image, title) in enumerate(zip(images, titles, strict=True)):
         top, bottom = axes[0][column], axes[1][column]
         top.imshow(image)
-        top.add_patch(plt.Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="red", linewidth=1))
+        top.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="red", linewidth=1))
         top.set_title(title, fontsize=8)
         bottom.imshow(image[y : y + h, x : x + w], interpolation="nearest")
         for ax in (top, bottom):

@@ -22,17 +22,13 @@ import torch
 from dpfusion import metrics as metrics_package
 from dpfusion.errors import DPFusionError
 from dpfusion.imageio import to_tensor
+from dpfusion.metrics.registry import metric_names
 
 DEFAULT_METRICS = ("psnr", "ms_ssim", "lpips_alex", "dists")
-LOWER_IS_BETTER = frozenset(
-    {"lpips_alex", "lpips_vgg", "stlpips_alex", "stlpips_vgg", "dists", "fid", "kid", "niqe", "brisque"}
-)
 
 
 def level(metric: str) -> str:
-    if metric in metrics_package.SET_METRICS:
-        return "set"
-    return "noref" if metric in metrics_package.NO_REFERENCE else "image"
+    return metrics_package.metric_spec(metric).level
 
 
 def _registry() -> tuple[dict[str, Callable[..., Any]], dict[str, str | None]]:
@@ -50,7 +46,7 @@ class Scorer:
         registry, availability = _registry()
         unknown = [m for m in requested if m not in registry]
         if unknown:
-            raise DPFusionError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(sorted(registry))}")
+            raise DPFusionError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(metric_names())}")
         if len(set(requested)) != len(requested):
             raise DPFusionError(f"metrics repeated in {', '.join(requested)}")
         self.requested = list(requested)
@@ -67,7 +63,7 @@ class Scorer:
             entry: dict[str, Any] = {
                 "available": metric not in self.unavailable,
                 "level": "set" if level(metric) == "set" else "image",
-                "better": "lower" if metric in LOWER_IS_BETTER else "higher",
+                "better": metrics_package.metric_spec(metric).better,
             }
             if metric in self.unavailable:
                 entry["reason"] = self.unavailable[metric]
@@ -96,9 +92,3 @@ class Scorer:
             if any(not np.isfinite(v) for v in column if v is not None):
                 errors.setdefault(metric, "not finite (identical images give infinite PSNR)")
         return values, errors
-
-    @torch.no_grad()
-    def score_set(self, metric: str, references: Sequence[np.ndarray], decoded: Sequence[np.ndarray]) -> float:
-        """One set-level value over two lists of images (the metric cuts its own patches)."""
-        function = self.functions[metric]
-        return float(function([to_tensor(i) for i in references], [to_tensor(i) for i in decoded]))

@@ -20,8 +20,9 @@ import torch
 from tqdm import tqdm
 
 from dpfusion.errors import DPFusionError
-from dpfusion.eval.results import SetValues
-from dpfusion.eval.sweep import MODEL_KIND, Sweep
+from dpfusion.eval.aggregate import SetValues
+from dpfusion.eval.records import MODEL_KIND
+from dpfusion.eval.sweep import Sweep
 from dpfusion.imageio import load_image, to_tensor
 from dpfusion.metrics.fid import frechet_distance
 from dpfusion.metrics.inception import inception_features
@@ -57,6 +58,37 @@ def _load(paths: list[Path]) -> list[torch.Tensor]:
     return [to_tensor(load_image(path)) for path in paths]
 
 
+class _Originals:
+    """The original images' features, computed once (or the error computing them gave, raised for every group)."""
+
+    def __init__(self, sweep: Sweep, metric: str, features: Features):
+        self.sweep, self.metric, self.features = sweep, metric, features
+        self.value: np.ndarray | DPFusionError | None = None
+
+    def get(self) -> np.ndarray:
+        if self.value is None:
+            try:
+                self.value = self.features(_load([image.path for image in self.sweep.images]), self.metric)
+            except DPFusionError as exc:
+                self.value = exc  # the originals fail the same way for every group
+        if isinstance(self.value, DPFusionError):
+            raise self.value
+        return self.value
+
+
+def _group_values(
+    group: tuple, paths: list[Path], metrics: list[str], originals: _Originals, features: Features
+) -> tuple[dict[str, float | None], dict[str, str]]:
+    """One group's value per metric, or None and the reason for every metric when it cannot be computed."""
+    try:
+        reference = originals.get()
+        decoded = features(_load(paths), metrics[0])
+        return {m: float(DISTANCES[m](reference, decoded)) for m in metrics}, {}
+    except DPFusionError as exc:
+        reason = f"{'/'.join(str(g) for g in group)}: {exc}"
+        return dict.fromkeys(metrics), dict.fromkeys(metrics, reason)
+
+
 def set_level_values(
     sweep: Sweep, progress: bool = True, features: Features = inception_features
 ) -> tuple[SetValues, dict[str, list[str]]]:
@@ -69,39 +101,18 @@ def set_level_values(
         raise DPFusionError(f"no set-level implementation for {', '.join(unknown)}")
     values: SetValues = {}
     errors: dict[str, list[str]] = {}
-    reference: np.ndarray | DPFusionError | None = None
-    groups = _groups(sweep)
-    for group, paths, keys in tqdm(groups, disable=not progress, desc="set metrics", dynamic_ncols=True):
+    originals = _Originals(sweep, metrics[0], features)
+    for group, paths, keys in tqdm(_groups(sweep), disable=not progress, desc="set metrics", dynamic_ncols=True):
         members = hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:16]
         key = json.dumps(["set", *group, members], separators=(",", ":"))
         record = sweep.journal.get(key)
-        if record is not None and all(m in record["values"] for m in metrics):
-            values[group] = record["values"]
-            for metric, message in record.get("errors", {}).items():
-                errors.setdefault(metric, []).append(message)
-            continue
-        result: dict[str, float | None] = {}
-        failed: dict[str, str] = {}
-        try:
-            if reference is None:
-                try:
-                    reference = features([to_tensor(load_image(image.path)) for image in sweep.images], metrics[0])
-                except DPFusionError as exc:
-                    reference = exc  # the originals fail the same way for every group: compute once
-            if isinstance(reference, DPFusionError):
-                raise reference
-            decoded = features(_load(paths), metrics[0])
-            for metric in metrics:
-                result[metric] = float(DISTANCES[metric](reference, decoded))
-        except DPFusionError as exc:
-            for metric in metrics:
-                result[metric] = None
-                failed[metric] = f"{'/'.join(str(g) for g in group)}: {exc}"
-        record = {"key": key, "kind": "set", "group": list(group), "values": result}
-        if failed:
-            record["errors"] = failed
-            for metric, message in failed.items():
-                errors.setdefault(metric, []).append(message)
-        sweep.journal.append(record)
-        values[group] = result
+        if record is None or not all(m in record["values"] for m in metrics):
+            result, failed = _group_values(group, paths, metrics, originals, features)
+            record = {"key": key, "kind": "set", "group": list(group), "values": result}
+            if failed:
+                record["errors"] = failed
+            sweep.journal.append(record)
+        values[group] = record["values"]
+        for metric, message in record.get("errors", {}).items():
+            errors.setdefault(metric, []).append(message)
     return values, errors

@@ -32,11 +32,9 @@ from dpfusion.codecs.adapter import state_digest
 from dpfusion.errors import DPFusionError
 from dpfusion.eval import baselines
 from dpfusion.eval.journal import Journal, Record
-from dpfusion.eval.results import tau_key
+from dpfusion.eval.records import MODEL_KIND, UnitRecord, tau_key
 from dpfusion.eval.scoring import Scorer
-from dpfusion.imageio import IMAGE_SUFFIXES, load_image, save_png
-
-MODEL_KIND = "dpfusion"
+from dpfusion.imageio import image_files, load_image, save_png
 
 
 @dataclass(frozen=True)
@@ -71,13 +69,8 @@ class DatasetImage:
 def list_images(folder: str | Path) -> list[DatasetImage]:
     """Every image under ``folder`` (recursively), sorted by relative path."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DPFusionError(f"dataset folder not found: {folder}")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise DPFusionError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     images = []
-    for path in paths:
+    for path in image_files(folder, "dataset folder"):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         images.append(DatasetImage(path, path.relative_to(folder).as_posix(), digest))
     return images
@@ -195,7 +188,7 @@ class Sweep:
         classic = sum(len(q) for q in spec.baselines.values())
         return len(self.images) * (learned + classic)
 
-    def run(self) -> list[Record]:
+    def run(self) -> list[UnitRecord]:
         """Do every unit the journal does not hold yet; returns all records of this sweep."""
         bar = tqdm(total=self.units(), disable=not self.progress, dynamic_ncols=True, unit="unit", desc="eval")
         try:
@@ -245,23 +238,22 @@ class Sweep:
             if self.store is not None and self.scorer.set_metrics:
                 for tau, array in zip(taus, decoded, strict=True):
                     save_png(self.store.model_path(image, rate, steps, seed, tau), array)
-            record: Record = {
-                "key": self.model_key(image, rate, steps, seed),
-                "kind": MODEL_KIND,
-                "image": image.name,
-                "rate": float(rate),
-                "steps": steps,
-                "seed": seed,
-                "bytes": len(data),
-                "pixels": pixels,
-                "bpp": 8.0 * len(data) / pixels,
-                "encode_time": encode_time,
-                "decode_time": decode_time,
-                "values": {tau_key(t): v for t, v in zip(taus, values, strict=True)},
-            }
-            if errors:
-                record["errors"] = errors
-            self.journal.append(record)
+            record = UnitRecord(
+                key=self.model_key(image, rate, steps, seed),
+                kind=MODEL_KIND,
+                image=image.name,
+                rate=float(rate),
+                steps=steps,
+                seed=seed,
+                bytes=len(data),
+                pixels=pixels,
+                bpp=8.0 * len(data) / pixels,
+                encode_time=encode_time,
+                decode_time=decode_time,
+                values={tau_key(t): v for t, v in zip(taus, values, strict=True)},
+                errors=errors,
+            )
+            self.journal.append(record.to_dict())
             bar.update(1)
 
     def _baseline(self, image: DatasetImage, reference: np.ndarray, kind: str, quality: int) -> None:
@@ -276,25 +268,24 @@ class Sweep:
         if self.store is not None and self.scorer.set_metrics:
             save_png(self.store.baseline_path(image, kind, quality), decoded)
         pixels = int(reference.shape[0] * reference.shape[1])
-        record: Record = {
-            "key": self.baseline_key(image, kind, quality),
-            "kind": kind,
-            "image": image.name,
-            "quality": int(quality),
-            "bytes": len(data),
-            "pixels": pixels,
-            "bpp": 8.0 * len(data) / pixels,
-            "encode_time": encode_time,
-            "decode_time": decode_time,
-            "values": {tau_key(1.0): values[0]},
-        }
-        if errors:
-            record["errors"] = errors
-        self.journal.append(record)
+        record = UnitRecord(
+            key=self.baseline_key(image, kind, quality),
+            kind=kind,
+            image=image.name,
+            quality=int(quality),
+            bytes=len(data),
+            pixels=pixels,
+            bpp=8.0 * len(data) / pixels,
+            encode_time=encode_time,
+            decode_time=decode_time,
+            values={tau_key(1.0): values[0]},
+            errors=errors,
+        )
+        self.journal.append(record.to_dict())
 
     # -- results ------------------------------------------------------------------------------------------------
 
-    def records(self) -> list[Record]:
+    def records(self) -> list[UnitRecord]:
         """This sweep's records from the journal, in sweep order (older, unrelated records are left out)."""
         out = []
         for image in self.images:
@@ -307,4 +298,4 @@ class Sweep:
                     out.append(self.journal.get(self.baseline_key(image, kind, quality)))
         if any(r is None for r in out):
             raise DPFusionError("internal error: the sweep finished with units missing from the journal")
-        return out
+        return [UnitRecord.from_dict(r) for r in out]

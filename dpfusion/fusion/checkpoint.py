@@ -38,7 +38,7 @@ def save_fusion(
     config = {
         "fusion": fusion.describe(),
         "schedule": schedule.to_dict(),
-        "base": {"codec": codec.name, "fingerprint": codec.fingerprint.hex()},
+        "base": codec.describe(),
         **(extra or {}),
     }
     return save_weights(Path(folder), WEIGHTS_NAME, CONFIG_NAME, tensors, config)

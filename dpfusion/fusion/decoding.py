@@ -113,7 +113,7 @@ def fuse_latents(
         return fusion(sample, y_hat_n, t_fraction, cond)
 
     fused_n = sampler.sample(denoise, noise.contiguous(), y_hat_n, tau, progress)
-    out[active] = y_hat + fusion.scale * (fused_n - y_hat_n)
+    out[active] = fusion.fused_latent(y_hat, fused_n, y_hat_n)
     return out
 
 

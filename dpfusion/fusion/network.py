@@ -150,6 +150,11 @@ class LatentFusion(nn.Module):
     def normalize(self, latent: Tensor) -> Tensor:
         return latent / self.scale
 
+    def fused_latent(self, y_hat: Tensor, pred_n: Tensor, y_hat_n: Tensor) -> Tensor:
+        """The prediction back in latent units, as ``y_hat`` plus the predicted change: where the module
+        changes nothing the result is ``y_hat`` itself, exactly, not ``y_hat / scale * scale``."""
+        return y_hat + self.scale * (pred_n - y_hat_n)
+
     def encode_condition(self, y_hat_n: Tensor) -> Tensor:
         """Condition features from the normalised ``y_hat``; independent of time, so computed once."""
         h = self.cond_in(y_hat_n)

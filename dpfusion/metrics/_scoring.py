@@ -13,7 +13,7 @@ from dpfusion.metrics.weights import cache_dir
 
 
 @functools.cache
-def _network(name: str, folder: str) -> nn.Module:
+def _network(name: str, _folder: str) -> nn.Module:
     return build_network(name)
 
 

@@ -49,7 +49,7 @@ def _tf1_resize(x: Tensor, size: int) -> Tensor:
 
 
 @functools.cache
-def _network(folder: str) -> torch.jit.ScriptModule:
+def _network(_folder: str) -> torch.jit.ScriptModule:
     return load_script("inception")
 
 

@@ -171,7 +171,7 @@ def _build(name: str) -> tuple[nn.Module, dict[str, Tensor]]:
     if name == "lpips_alex":
         return LPIPSNet(_alexnet(), _ALEX_CHANNELS), {**load_tensors("alexnet"), **load_tensors("lpips_alex")}
     if name == "lpips_vgg":
-        net = LPIPSNet(_vgg16(lambda c: [nn.MaxPool2d(2, 2)], (3, 8, 15, 22, 29)), _VGG16_CHANNELS)
+        net = LPIPSNet(_vgg16(lambda _c: [nn.MaxPool2d(2, 2)], (3, 8, 15, 22, 29)), _VGG16_CHANNELS)
         return net, {**load_tensors("vgg16"), **load_tensors("lpips_vgg")}
     if name == "stlpips_alex":
         return LPIPSNet(_st_alexnet(), _ALEX_CHANNELS), load_tensors("stlpips_alex")

@@ -108,7 +108,7 @@ def _niqe(image: np.ndarray, mu_pris: np.ndarray, cov_pris: np.ndarray, window: 
 
 
 @functools.cache
-def _params(folder: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _params(_folder: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     state = load_tensors("niqe")
     return state["mu_pris_param"].numpy().ravel(), state["cov_pris_param"].numpy(), state["gaussian_window"].numpy()
 

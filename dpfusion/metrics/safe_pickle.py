@@ -32,7 +32,7 @@ class _ArrayUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
         return super().find_class(module, name)
 
-    def persistent_load(self, pid: object) -> object:
+    def persistent_load(self, _pid: object) -> object:
         raise pickle.UnpicklingError("persistent references are not allowed")
 
 

@@ -98,7 +98,7 @@ def _lin_key(key: str) -> str | None:
     return f"lins.{match.group(1)}.weight" if match else None
 
 
-def _lpips_heads(data: bytes, name: str) -> dict[str, Tensor]:
+def _lpips_heads(data: bytes, _name: str) -> dict[str, Tensor]:
     state = _torch_state(data)
     heads = {_lin_key(key): value for key, value in state.items()}
     if None in heads or len(heads) != 5:
@@ -106,7 +106,7 @@ def _lpips_heads(data: bytes, name: str) -> dict[str, Tensor]:
     return heads
 
 
-def _stlpips(data: bytes, name: str) -> dict[str, Tensor]:
+def _stlpips(data: bytes, _name: str) -> dict[str, Tensor]:
     """``net.sliceN.<index>.*`` -> ``features.<index>.*``, ``linK.model.1`` -> ``lins.K``; drop the constant scaling."""
     state = {}
     for key, value in _torch_state(data).items():
@@ -120,12 +120,12 @@ def _stlpips(data: bytes, name: str) -> dict[str, Tensor]:
     return state
 
 
-def _dists(data: bytes, name: str) -> dict[str, Tensor]:
+def _dists(data: bytes, _name: str) -> dict[str, Tensor]:
     state = _torch_state(data)
     return {"alpha": state["alpha"], "beta": state["beta"]}
 
 
-def _npz(data: bytes, name: str) -> dict[str, Tensor]:
+def _npz(data: bytes, _name: str) -> dict[str, Tensor]:
     with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
         return {key: torch.from_numpy(arrays[key]) for key in arrays.files}
 

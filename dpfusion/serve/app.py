@@ -75,7 +75,7 @@ def create_app(model: Model, limits: Limits | None = None, sample: Path = SAMPLE
     state = Server(model, limits, sample)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(_app: FastAPI):
         yield
         state.queue.close()
 

@@ -23,7 +23,7 @@ def error(status: int, message: object, headers: dict[str, str] | None = None) -
     return JSONResponse({"error": one_line(message)}, status_code=status, headers=headers)
 
 
-def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
     field = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
     return error(422, f"{field}: {first.get('msg')}" if field else first.get("msg"))
@@ -36,8 +36,8 @@ def _internal(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     """Register the handlers that turn library, queue, validation and routing errors into JSON."""
-    app.add_exception_handler(DPFusionError, lambda request, exc: error(400, exc))
-    app.add_exception_handler(Busy, lambda request, exc: error(503, exc, {"Retry-After": str(exc.retry_after)}))
+    app.add_exception_handler(DPFusionError, lambda _request, exc: error(400, exc))
+    app.add_exception_handler(Busy, lambda _request, exc: error(503, exc, {"Retry-After": str(exc.retry_after)}))
     app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(HTTPException, lambda request, exc: error(exc.status_code, exc.detail, exc.headers))
+    app.add_exception_handler(HTTPException, lambda _request, exc: error(exc.status_code, exc.detail, exc.headers))
     app.add_exception_handler(Exception, _internal)

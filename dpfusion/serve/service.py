@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from dpfusion.api import DEFAULT_STEPS, Model
+from dpfusion.container import parse_for_decoding
 from dpfusion.errors import DPFusionError
-from dpfusion.pipeline import parse_for_decoding
 from dpfusion.serve.limits import Limits
 from dpfusion.serve.scoring import score
 from dpfusion.serve.sessions import Session

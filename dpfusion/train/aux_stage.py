@@ -2,7 +2,7 @@
 
 ``g_a'`` starts as a copy of ``g_a``. The codec runs in training mode so that its
 (frozen) entropy models give the noise-proxy likelihoods: with hard rounding the
-rate has no gradient and the latent's rate drifts without bound (DESIGN.md 6).
+rate has no gradient and the latent's rate drifts without bound.
 Loss = perceptual + rate_weight * bpp + mse_weight * MSE.
 """
 
@@ -45,6 +45,7 @@ class AuxEncoderStage(TrainingStage):
         for param in self.aux.parameters():
             param.requires_grad_(True)
         self.trainable = self.aux
+        self.stride = codec.stride
         self.perceptual = perceptual
         self.rate_weight = rate_weight
         self.mse_weight = mse_weight
@@ -63,7 +64,7 @@ class AuxEncoderStage(TrainingStage):
     def describe(self) -> dict[str, Any]:
         return {
             "stage": "aux",
-            "base": {"codec": self.codec.name, "fingerprint": self.codec.fingerprint.hex()},
+            "base": self.codec.describe(),
             "rate_weight": self.rate_weight,
             "mse_weight": self.mse_weight,
         }

@@ -29,6 +29,7 @@ class BaseCodecStage(TrainingStage):
         super().__init__()
         self.codec = codec
         self.trainable = codec
+        self.stride = int(codec.downsampling_factor)
 
     def param_groups(self, config: TrainConfig) -> list[dict[str, Any]]:
         quantiles = [p for n, p in self.codec.named_parameters() if n.endswith("quantiles")]

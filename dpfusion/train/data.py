@@ -14,18 +14,7 @@ import torch
 from torch import Tensor
 
 from dpfusion.errors import DPFusionError
-from dpfusion.imageio import IMAGE_SUFFIXES, load_image
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly under ``folder`` or in its sub-folders, sorted for reproducibility."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise DPFusionError(f"training folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise DPFusionError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
-    return files
+from dpfusion.imageio import image_files, load_image
 
 
 class CropSampler:
@@ -37,7 +26,7 @@ class CropSampler:
     def __init__(self, folder: str | Path, crop: int):
         self.crop = crop
         self.images: list[Tensor] = []
-        for path in list_images(folder):
+        for path in image_files(folder, "training folder"):
             array = load_image(path)
             if min(array.shape[:2]) >= crop:
                 self.images.append(torch.from_numpy(np.array(array)).permute(2, 0, 1))

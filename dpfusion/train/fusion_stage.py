@@ -68,6 +68,7 @@ class FusionStage(TrainingStage):
                 param.requires_grad_(False)
         self.fusion = fusion
         self.trainable = fusion
+        self.stride = codec.stride
         self.schedule = schedule
         self.register_buffer("alphas", schedule.alphas_cumprod.float(), persistent=False)
         self.perceptual = perceptual
@@ -101,7 +102,7 @@ class FusionStage(TrainingStage):
             y_t = alpha.sqrt() * y_hat_n + (1 - alpha).sqrt() * torch.randn_like(y_hat_n)
             pred_n = self.fusion(y_t, y_hat_n, t.float() / self.schedule.num_train_steps)
             latent_loss = self._latent_loss(batch, rates, pred_n)
-        fused = y_hat + self.fusion.scale * (pred_n - y_hat_n)
+        fused = self.fusion.fused_latent(y_hat, pred_n, y_hat_n)
         adapter = self.fusion.adapter
         x_rec = self.base.g_s(fused) if adapter is None else adapter(self.base.g_s, fused, 1.0)
         perc = self.perceptual(x_rec, batch)
@@ -141,7 +142,7 @@ class FusionStage(TrainingStage):
     def describe(self) -> dict[str, Any]:
         return {
             "stage": "fusion",
-            "base": {"codec": self.codec.name, "fingerprint": self.codec.fingerprint.hex()},
+            "base": self.codec.describe(),
             "fusion": self.fusion.describe(),
             "schedule": self.schedule.to_dict(),
             "latent_weight": self.latent_weight,

@@ -29,7 +29,6 @@ from tqdm import tqdm
 
 from dpfusion.api import check_seed
 from dpfusion.atomic import atomic_path, remove_stale_temps
-from dpfusion.codecs.adapter import LATENT_STRIDE
 from dpfusion.errors import DPFusionError
 from dpfusion.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from dpfusion.train.data import CropSampler
@@ -75,9 +74,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise DPFusionError("steps and batch_size must be >= 1")
-        if self.crop < LATENT_STRIDE or self.crop % LATENT_STRIDE:
-            # The codec's forward pass runs on whole crops: any other size fails inside its hyperprior.
-            raise DPFusionError(f"crop must be a multiple of {LATENT_STRIDE} (the codecs' stride), got {self.crop}")
+        if self.crop < 1:
+            raise DPFusionError(f"crop must be positive, got {self.crop}")
         if self.lr <= 0:
             raise DPFusionError(f"learning rate must be positive, got {self.lr}")
         if self.schedule not in ("constant", "cosine"):
@@ -104,6 +102,7 @@ class TrainingStage(nn.Module):
     """Base class of the stages; subclasses set ``self.trainable`` and implement ``forward``."""
 
     trainable: nn.Module
+    stride: int = 1  # the codec's downsampling factor: crops must be whole multiples of it
     critic: nn.Module | None  # set (a module or None) by stages that train a critic; see ``critic_of``
 
     def critic_loss(self) -> tuple[Tensor, dict[str, Tensor]]:
@@ -199,6 +198,173 @@ def _tensorboard(out_dir: Path):
     return SummaryWriter(str(out_dir / "tensorboard"))
 
 
+@dataclass
+class _Run:
+    """Everything one training process holds: the stage, its optimizers, where it writes, its step and rng."""
+
+    stage: TrainingStage
+    config: TrainConfig
+    out_dir: Path
+    rank: int
+    world: int
+    device: torch.device
+    generator: torch.Generator
+    optimizer: torch.optim.Optimizer
+    critic_optimizer: torch.optim.Optimizer | None
+    ema: AveragedModel | None
+    step: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / CHECKPOINT_NAME
+
+
+def _start(stage: TrainingStage, config: TrainConfig, out_dir: Path) -> _Run:
+    """Seed, place the stage and build its optimizers (and EMA)."""
+    rank, world = _rank_and_world()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed + rank)
+    device = resolve_device(config.device, rank)
+    stage.to(device)
+    ema = None
+    if config.ema_decay > 0:
+        ema = AveragedModel(stage.trainable, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+    return _Run(
+        stage,
+        config,
+        out_dir,
+        rank,
+        world,
+        device,
+        torch.Generator().manual_seed(config.seed + rank),
+        torch.optim.AdamW(stage.param_groups(config), lr=config.lr),
+        _critic_optimizer(stage, config, world),
+        ema,
+    )
+
+
+def _resume(run: _Run, resume: bool) -> None:
+    """Load the run folder's checkpoint into ``run`` (``resume``), or refuse to overwrite one."""
+    path = run.checkpoint_path
+    if resume and run.is_main:
+        remove_stale_temps(run.out_dir)  # what a kill -9 during a write left: never renamed, never read
+    if not path.exists():
+        return
+    if not resume:
+        raise DPFusionError(f"{path} exists: pass --resume to continue it, or pick another output folder")
+    state = load_checkpoint(path)
+    if state.get("world_size", 1) != run.world:
+        raise DPFusionError(f"{path} was written by {state.get('world_size')} process(es); resume with as many")
+    run.stage.trainable.load_state_dict(state["trainable"])
+    run.optimizer.load_state_dict(state["optimizer"])  # moves the moments to the parameters' device
+    if run.ema is not None and "ema" in state:
+        run.ema.load_state_dict(state["ema"])
+    if run.critic_optimizer is not None and "critic" in state:
+        run.stage.critic.load_state_dict(state["critic"])
+        run.critic_optimizer.load_state_dict(state["critic_optimizer"])
+    run.step = int(state["step"])
+    rng = state["rng"][run.rank]
+    torch.set_rng_state(rng["torch"])
+    if run.device.type == "cuda" and "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"], run.device)
+    run.generator.set_state(rng["crops"])
+
+
+def _gathered_rng(run: _Run) -> list[dict[str, Tensor]]:
+    """Every rank's random state, so each resumes its own stream."""
+    rng = {"torch": torch.get_rng_state(), "crops": run.generator.get_state()}
+    if run.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(run.device)
+    if run.world == 1:
+        return [rng]
+    gathered: list[Any] = [None] * run.world
+    dist.all_gather_object(gathered, rng)
+    return gathered
+
+
+def _checkpoint(run: _Run) -> dict[str, Any]:
+    """The resumable state (rank 0 writes it); every rank takes part in gathering the random states."""
+    state = {
+        "step": run.step,
+        "world_size": run.world,
+        "trainable": run.stage.trainable.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "rng": _gathered_rng(run),
+        "stage": json.dumps(run.stage.describe()),
+    }
+    if run.ema is not None:
+        state["ema"] = run.ema.state_dict()
+    if run.critic_optimizer is not None:
+        state["critic"] = run.stage.critic.state_dict()
+        state["critic_optimizer"] = run.critic_optimizer.state_dict()
+    if run.is_main:
+        save_checkpoint(run.checkpoint_path, state)
+    return state
+
+
+def _step(run: _Run, model: nn.Module, sampler: CropSampler) -> tuple[float, Tensor, dict[str, Tensor]]:
+    """One optimizer step of the trainable module (and one of the critic); returns lr, loss and logs."""
+    config, optimizer = run.config, run.optimizer
+    lr = config.lr_at(run.step)
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+    batch = sampler.sample(config.batch_size, run.generator).to(run.device, non_blocking=True)
+    loss, logs = model(batch)
+    if not torch.isfinite(loss):
+        raise DPFusionError(f"loss became {loss.item()} at step {run.step}; lower the learning rate")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        for group in optimizer.param_groups:
+            nn.utils.clip_grad_norm_(group["params"], config.grad_clip)
+    optimizer.step()
+    if run.ema is not None:
+        run.ema.update_parameters(run.stage.trainable)
+    if run.critic_optimizer is not None:
+        logs = {**logs, **_critic_step(run.stage, run.critic_optimizer, lr * config.critic_lr_scale)}
+    run.step += 1
+    return lr, loss.detach(), logs
+
+
+class _Logs:
+    """Rank 0's CSV log and TensorBoard; other ranks log nothing."""
+
+    def __init__(self, run: _Run):
+        self.csv = _CsvLog(run.out_dir / "log.csv", run.step) if run.is_main else None
+        self.board = _tensorboard(run.out_dir) if run.is_main else None
+
+    def write(self, row: dict[str, float]) -> None:
+        if self.csv is not None:
+            self.csv.write(row)
+        if self.board is not None:
+            for key, value in row.items():
+                if key != "step":
+                    self.board.add_scalar(key, value, row["step"])
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
+
+
+def _write_config(run: _Run) -> None:
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run.out_dir / "config.json") as tmp:
+        tmp.write_text(json.dumps({"train": dataclasses.asdict(run.config), "stage": run.stage.describe()}, indent=2))
+
+
+def _wrapped(run: _Run) -> nn.Module:
+    """The stage itself, or under torchrun the stage in DistributedDataParallel."""
+    if run.world == 1:
+        return run.stage
+    device_ids = [run.device.index] if run.device.type == "cuda" else None
+    return DistributedDataParallel(run.stage, device_ids=device_ids)
+
+
 def run_training(
     stage: TrainingStage,
     sampler: CropSampler,
@@ -209,121 +375,30 @@ def run_training(
 ) -> dict[str, Any]:
     """Train until ``config.steps``; returns the final checkpoint dict (rank 0 writes it)."""
     config.validate()
-    out_dir = Path(out_dir)
-    rank, world = _rank_and_world()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    ckpt_path = out_dir / CHECKPOINT_NAME
-    torch.manual_seed(config.seed + rank)
-    generator = torch.Generator().manual_seed(config.seed + rank)
-
-    device = resolve_device(config.device, rank)
-    stage.to(device)
-    if world > 1:
-        model: nn.Module = DistributedDataParallel(stage, device_ids=[device.index] if device.type == "cuda" else None)
-    else:
-        model = stage
-    optimizer = torch.optim.AdamW(stage.param_groups(config), lr=config.lr)
-    critic_optimizer = _critic_optimizer(stage, config, world)
-    ema = None
-    if config.ema_decay > 0:
-        ema = AveragedModel(stage.trainable, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
-
-    step = 0
-    if resume and rank == 0:
-        remove_stale_temps(out_dir)  # what a kill -9 during a write left: never renamed, never read
-    if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        if state.get("world_size", 1) != world:
-            raise DPFusionError(
-                f"{ckpt_path} was written by {state.get('world_size')} process(es); resume with as many"
-            )
-        stage.trainable.load_state_dict(state["trainable"])
-        optimizer.load_state_dict(state["optimizer"])  # moves the moments to the parameters' device
-        if ema is not None and "ema" in state:
-            ema.load_state_dict(state["ema"])
-        if critic_optimizer is not None and "critic" in state:
-            stage.critic.load_state_dict(state["critic"])
-            critic_optimizer.load_state_dict(state["critic_optimizer"])
-        step = int(state["step"])
-        torch.set_rng_state(state["rng"][rank]["torch"])
-        if device.type == "cuda" and "cuda" in state["rng"][rank]:
-            torch.cuda.set_rng_state(state["rng"][rank]["cuda"], device)
-        generator.set_state(state["rng"][rank]["crops"])
-    elif not resume and ckpt_path.exists():
-        raise DPFusionError(f"{ckpt_path} exists: pass --resume to continue it, or pick another output folder")
-
-    is_main = rank == 0
-    if is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out_dir / "config.json") as tmp:
-            tmp.write_text(json.dumps({"train": dataclasses.asdict(config), "stage": stage.describe()}, indent=2))
-    log = _CsvLog(out_dir / "log.csv", step) if is_main else None
-    board = _tensorboard(out_dir) if is_main else None
-
-    def checkpoint() -> dict[str, Any]:
-        rng = {"torch": torch.get_rng_state(), "crops": generator.get_state()}
-        if device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(device)
-        gathered = [rng] * world
-        if world > 1:
-            gathered = [None] * world
-            dist.all_gather_object(gathered, rng)
-        state = {
-            "step": step,
-            "world_size": world,
-            "trainable": stage.trainable.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "rng": gathered,
-            "stage": json.dumps(stage.describe()),
-        }
-        if ema is not None:
-            state["ema"] = ema.state_dict()
-        if critic_optimizer is not None:
-            state["critic"] = stage.critic.state_dict()
-            state["critic_optimizer"] = critic_optimizer.state_dict()
-        if is_main:
-            save_checkpoint(ckpt_path, state)
-        return state
-
-    bar = tqdm(total=config.steps, initial=step, disable=not (progress and is_main), dynamic_ncols=True)
+    if config.crop % stage.stride:
+        # The codec's forward pass runs on whole crops: any other size fails inside its hyperprior.
+        raise DPFusionError(f"crop must be a multiple of {stage.stride} (the codec's stride), got {config.crop}")
+    run = _start(stage, config, Path(out_dir))
+    _resume(run, resume)
+    if run.is_main:
+        _write_config(run)
+    logs = _Logs(run)
+    model = _wrapped(run)
+    bar = tqdm(total=config.steps, initial=run.step, disable=not (progress and run.is_main), dynamic_ncols=True)
     model.train()
-    started, started_step = time.perf_counter(), step
+    started, started_step = time.perf_counter(), run.step
     state: dict[str, Any] = {}
-    while step < config.steps:
-        lr = config.lr_at(step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
-        batch = sampler.sample(config.batch_size, generator).to(device, non_blocking=True)
-        loss, logs = model(batch)
-        if not torch.isfinite(loss):
-            raise DPFusionError(f"loss became {loss.item()} at step {step}; lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            for group in optimizer.param_groups:
-                nn.utils.clip_grad_norm_(group["params"], config.grad_clip)
-        optimizer.step()
-        if ema is not None:
-            ema.update_parameters(stage.trainable)
-        if critic_optimizer is not None:
-            logs = {**logs, **_critic_step(stage, critic_optimizer, lr * config.critic_lr_scale)}
-        step += 1
+    while run.step < config.steps:
+        lr, loss, step_logs = _step(run, model, sampler)
         bar.update(1)
-        if step % config.log_every == 0 or step == config.steps:
-            speed = (time.perf_counter() - started) / max(1, step - started_step)
-            row = {"step": step, "loss": float(loss.detach()), "lr": lr, "s_per_step": speed}
-            row.update({key: float(value) for key, value in logs.items()})
-            bar.set_postfix(loss=f"{float(loss.detach()):.4g}", s_step=f"{speed:.2f}")
-            if log is not None:
-                log.write(row)
-            if board is not None:
-                for key, value in row.items():
-                    if key != "step":
-                        board.add_scalar(key, value, step)
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            state = checkpoint()
+        last = run.step == config.steps
+        if run.step % config.log_every == 0 or last:
+            speed = (time.perf_counter() - started) / max(1, run.step - started_step)
+            row = {"step": run.step, "loss": float(loss), "lr": lr, "s_per_step": speed}
+            logs.write({**row, **{key: float(value) for key, value in step_logs.items()}})
+            bar.set_postfix(loss=f"{float(loss):.4g}", s_step=f"{speed:.2f}")
+        if run.step % config.checkpoint_every == 0 or last:
+            state = _checkpoint(run)
     bar.close()
-    if board is not None:
-        board.close()
-    return state or checkpoint()
+    logs.close()
+    return state or _checkpoint(run)

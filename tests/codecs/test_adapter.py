@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from compressai.ops import compute_padding
 
-from dpfusion import pipeline
-from dpfusion.codecs.adapter import LATENT_STRIDE, CodecAdapter, Encoded, weights_fingerprint
+from dpfusion import container
+from dpfusion.codecs.adapter import CodecAdapter, Encoded, weights_fingerprint
 from dpfusion.errors import DPFusionError
 from dpfusion.imageio import to_tensor, to_uint8
+from tests.decoding import decode_base
 
 CASES = [
     ("bmshj2018-hyperprior", 1),
@@ -50,10 +51,10 @@ def test_dpf_decode_is_bit_exact_with_compressai(
     architecture, quality = case
     image = tiny_image_factory(*size)
     codec = tiny_codec_factory(architecture, 0, quality)
-    data = pipeline.compress(codec, image)
+    data = container.compress(codec, image)
 
     # A second, independently built codec with the same weights decodes the file.
-    decoded = pipeline.decode_base(data, codec=tiny_codec_factory(architecture, 0, quality))
+    decoded = decode_base(data, codec=tiny_codec_factory(architecture, 0, quality))
 
     ref_strings, ref_x_hat, unpad = _reference(tiny_model_factory(architecture, 0), image, quality)
     expected = to_uint8(F.pad(ref_x_hat, unpad))
@@ -74,9 +75,9 @@ def test_dpf_decode_is_bit_exact_with_compressai(
 def test_encoding_is_deterministic(tiny_codec_factory, tiny_image, case) -> None:
     architecture, quality = case
     codec = tiny_codec_factory(architecture, 0, quality)
-    first = pipeline.compress(codec, tiny_image)
-    assert pipeline.compress(codec, tiny_image) == first
-    assert pipeline.compress(tiny_codec_factory(architecture, 0, quality), tiny_image) == first
+    first = container.compress(codec, tiny_image)
+    assert container.compress(codec, tiny_image) == first
+    assert container.compress(tiny_codec_factory(architecture, 0, quality), tiny_image) == first
 
 
 @pytest.mark.parametrize("case", CASES[:5], ids=_case_id)
@@ -157,9 +158,10 @@ def test_encode_refuses_anything_but_one_rgb_image(tiny_gain_codec, shape) -> No
 def test_pad_then_crop_is_identity(tiny_gain_codec, size) -> None:
     x = torch.rand(1, 3, *size)
     padded = tiny_gain_codec.pad(x)
-    assert padded.shape[-2] % LATENT_STRIDE == 0 and padded.shape[-1] % LATENT_STRIDE == 0
-    assert padded.shape[-2] - size[0] < LATENT_STRIDE and padded.shape[-1] - size[1] < LATENT_STRIDE
+    assert padded.shape[-2] % tiny_gain_codec.stride == 0 and padded.shape[-1] % tiny_gain_codec.stride == 0
+    assert padded.shape[-2] - size[0] < tiny_gain_codec.stride and padded.shape[-1] - size[1] < tiny_gain_codec.stride
     assert torch.equal(tiny_gain_codec.crop(padded, size), x)
+    assert tiny_gain_codec.stride == tiny_gain_codec.model.downsampling_factor == 64
     assert tiny_gain_codec.latent_shape(size) == (padded.shape[-2] // 64, padded.shape[-1] // 64)
 
 

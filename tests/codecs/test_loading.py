@@ -12,7 +12,8 @@ from safetensors.torch import save_file
 
 from dpfusion.codecs import loading
 from dpfusion.codecs.adapter import weights_fingerprint
-from dpfusion.codecs.loading import hub_checkpoint_path, load_codec
+from dpfusion.codecs.loading import load_codec
+from dpfusion.codecs.zoo import hub_checkpoint_path
 from dpfusion.errors import DPFusionError
 
 

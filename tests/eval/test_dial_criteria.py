@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from dpfusion.eval.dial_criteria import Point, best_blend_lpips, blend_gap, curve_points, evenness, verdict, wasted
+from dpfusion.eval.records import Curve, Results
 
 
-def _doc(points: list[tuple[float, float, float]], rate: float = 0.0) -> dict:
-    curves = [{"kind": "dpfusion", "tau": t, "rates": [rate], "results": {"psnr": [p], "lpips_alex": [q]}}
-              for t, p, q in points]  # fmt: skip
-    return {"curves": curves + [{"kind": "jpeg", "tau": None, "rates": [], "results": {}}]}
+def _doc(points: list[tuple[float, float, float]], rate: float = 0.0) -> Results:
+    curves = [Curve(f"tau{t:g}", "m", "dpfusion", {"psnr": [p], "lpips_alex": [q]}, t, 1, [rate]) for t, p, q in points]
+    return Results("m", curves + [Curve("jpeg", "JPEG", "jpeg", {"bpp": []}, qualities=[])])
 
 
 EVEN = [(0.0, 30.0, 0.1), (0.25, 30.5, 0.15), (0.5, 31.0, 0.2), (0.75, 31.5, 0.25), (1.0, 32.0, 0.3)]

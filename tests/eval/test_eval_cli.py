@@ -249,13 +249,12 @@ def test_compressai_eval_output_and_curve_folders_are_accepted(results, tmp_path
 
 
 def test_curve_files_keep_their_tau_for_the_figures(results, tmp_path, capsys):
-    from dpfusion.eval.results import load_results
+    from dpfusion.eval.results_io import load_results
 
     folder = load_results(results.parent / "results")
     whole = load_results(results)
-    assert sorted((c["id"], c["kind"], c["tau"]) for c in folder["curves"]) == sorted(
-        (c["id"], c["kind"], c["tau"]) for c in whole["curves"]
-    )
+    assert sorted((c.id, c.kind, c.tau) for c in folder.curves) == sorted((c.id, c.kind, c.tau) for c in whole.curves)
+    assert load_results(results).to_dict() == json.loads(results.read_text())  # results.json reads back unchanged
     code, _, err = run_cli(capsys, "plot", results.parent / "results", "-o", tmp_path / "f")
     assert code == 0, err
     assert (tmp_path / "f" / "tau_psnr.png").is_file()

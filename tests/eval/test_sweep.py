@@ -12,13 +12,13 @@ from dpfusion import api
 from dpfusion.errors import DPFusionError
 from dpfusion.eval import baselines, setlevel
 from dpfusion.eval import sweep as sweep_module
+from dpfusion.eval.aggregate import build_results
 from dpfusion.eval.journal import Journal, read_journal
-from dpfusion.eval.results import build_results
 from dpfusion.eval.scoring import Scorer
 from dpfusion.eval.sweep import ImageStore, Sweep, SweepSpec, list_images
 from dpfusion.imageio import load_image, to_tensor
 from dpfusion.metrics import METRICS
-from dpfusion.pipeline import decode_base
+from tests.decoding import decode_base
 
 TAUS = (0.0, 0.5, 1.0)
 
@@ -78,25 +78,25 @@ def test_real_bitstreams_one_batched_decode_and_exact_tau1(eval_files, tmp_path,
     model = counting()
     sweep = _sweep(eval_files, tmp_path, model, baselines={"jpeg": (30, 80)})
     records = sweep.run()
-    learned = [r for r in records if r["kind"] == "dpfusion"]
+    learned = [r for r in records if r.kind == "dpfusion"]
     assert len(learned) == 2 * 2 and model.compress_calls == 4
     assert model.decode_calls == [len(TAUS)] * 4  # every tau of one bitstream in one call
     for record in learned:
-        image = load_image(eval_files.data / record["image"])
-        data = model.model.compress(image, quality=record["rate"])
+        image = load_image(eval_files.data / record.image)
+        data = model.model.compress(image, quality=record.rate)
         pixels = image.shape[0] * image.shape[1]
-        assert record["bytes"] == len(data) and record["pixels"] == pixels
-        assert record["bpp"] == 8 * len(data) / pixels
-        base = decode_base(data, model.codec.with_quality(record["rate"])).image
+        assert record.bytes == len(data) and record.pixels == pixels
+        assert record.bpp == 8 * len(data) / pixels
+        base = decode_base(data, model.codec.with_quality(record.rate)).image
         base_psnr = float(METRICS["psnr"](to_tensor(base), to_tensor(image))[0])
-        assert record["values"]["1"]["psnr"] == base_psnr  # tau = 1 is the base codec, bit for bit
-        assert record["values"]["0"]["psnr"] != base_psnr  # the fusion module is really in the loop
-    for record in (r for r in records if r["kind"] == "jpeg"):
-        image = load_image(eval_files.data / record["image"])
-        data = baselines.BASELINES["jpeg"].encode(image, record["quality"])
-        assert record["bpp"] == 8 * len(data) / (image.shape[0] * image.shape[1])
+        assert record.values["1"]["psnr"] == base_psnr  # tau = 1 is the base codec, bit for bit
+        assert record.values["0"]["psnr"] != base_psnr  # the fusion module is really in the loop
+    for record in (r for r in records if r.kind == "jpeg"):
+        image = load_image(eval_files.data / record.image)
+        data = baselines.BASELINES["jpeg"].encode(image, record.quality)
+        assert record.bpp == 8 * len(data) / (image.shape[0] * image.shape[1])
         decoded = baselines.decode(data)
-        assert record["values"]["1"]["psnr"] == float(METRICS["psnr"](to_tensor(decoded), to_tensor(image))[0])
+        assert record.values["1"]["psnr"] == float(METRICS["psnr"](to_tensor(decoded), to_tensor(image))[0])
 
 
 def test_resume_skips_done_units_and_matches_an_uninterrupted_run(
@@ -121,7 +121,8 @@ def test_resume_skips_done_units_and_matches_an_uninterrupted_run(
     settings = {"rates": [0.0, 2.0], "taus": list(TAUS), "steps": [3], "seeds": [0]}
     info = whole.scorer.info()
     assert got == expected  # the clock is fake, so even the times agree
-    assert json.dumps(build_results(got, settings, info)) == json.dumps(build_results(expected, settings, info))
+    same = [json.dumps(build_results(records, settings, info).to_dict()) for records in (got, expected)]
+    assert same[0] == same[1]
 
 
 def test_torn_journal_line_is_redone(eval_files, tmp_path, counting, no_metric_weights):
@@ -158,12 +159,12 @@ def test_metric_refusing_an_image_is_reported_not_dropped(eval_files, tmp_path, 
     sweep = _sweep(eval_files, tmp_path, counting(), metrics=("psnr", "ms_ssim", "lpips_alex"), rates=(0.0,))
     records = sweep.run()
     doc = build_results(records, {"rates": [0.0], "taus": list(TAUS)}, sweep.scorer.info())
-    assert doc["metrics"]["lpips_alex"]["available"] is False
-    assert "dpfusion weights prepare" in doc["unavailable_metrics"]["lpips_alex"]
-    assert doc["metrics"]["ms_ssim"]["available"] is True
-    assert any("161" in message for message in doc["errors"]["ms_ssim"])  # the images are too small for 5 scales
-    curve = doc["curves"][0]
-    assert curve["results"]["ms_ssim"] == [None] and curve["results"]["psnr"][0] > 0
+    assert doc.metrics["lpips_alex"]["available"] is False
+    assert "dpfusion weights prepare" in doc.to_dict()["unavailable_metrics"]["lpips_alex"]
+    assert doc.metrics["ms_ssim"]["available"] is True
+    assert any("161" in message for message in doc.errors["ms_ssim"])  # the images are too small for 5 scales
+    curve = doc.curves[0]
+    assert curve.results["ms_ssim"] == [None] and curve.results["psnr"][0] > 0
 
 
 def test_set_level_metrics_use_stored_images_and_resume(eval_files, tmp_path, counting, monkeypatch):
@@ -186,7 +187,7 @@ def test_set_level_metrics_use_stored_images_and_resume(eval_files, tmp_path, co
     stored = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "results.images").rglob("*.png"))
     assert len(stored) == 2 * (len(TAUS) + 1)
     doc = build_results(records, {"rates": [0.0], "taus": list(TAUS), "seeds": [0]}, sweep.scorer.info(), values)
-    fids = {c["id"]: c["results"]["fid"][0] for c in doc["curves"]}
+    fids = {c.id: c.results["fid"][0] for c in doc.curves}
     assert set(fids) == {"tau0", "tau0.5", "tau1", "webp"} and all(v >= 0 for v in fids.values())
     calls.clear()
     again, _ = setlevel.set_level_values(
@@ -202,9 +203,9 @@ def test_several_seeds_share_one_bitstream_and_report_their_spread(eval_files, t
     sweep = _sweep(eval_files, tmp_path, model, rates=(1.0,), seeds=(0, 1))
     records = sweep.run()
     assert model.compress_calls == 2 and len(model.decode_calls) == 4  # one encode per image, one decode per seed
-    by_seed = {r["seed"]: r for r in records if r["image"] == "a.png"}
-    assert by_seed[0]["values"]["1"] == by_seed[1]["values"]["1"]  # tau = 1 does not depend on the noise
-    assert by_seed[0]["values"]["0"] != by_seed[1]["values"]["0"]
+    by_seed = {r.seed: r for r in records if r.image == "a.png"}
+    assert by_seed[0].values["1"] == by_seed[1].values["1"]  # tau = 1 does not depend on the noise
+    assert by_seed[0].values["0"] != by_seed[1].values["0"]
     doc = build_results(records, {"rates": [1.0], "taus": list(TAUS), "seeds": [0, 1]}, sweep.scorer.info())
-    spread = {c["id"]: c["seed_std"]["psnr"][0] for c in doc["curves"]}
+    spread = {c.id: c.seed_std["psnr"][0] for c in doc.curves}
     assert spread["tau1"] == 0.0 and spread["tau0"] > 0.0

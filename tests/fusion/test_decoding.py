@@ -6,20 +6,22 @@ import numpy as np
 import pytest
 import torch
 
-from dpfusion import pipeline
+from dpfusion import container
 from dpfusion.api import Model
-from dpfusion.codecs.adapter import LATENT_STRIDE, Encoded
+from dpfusion.codecs.adapter import Encoded
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import fuse_latents, tau_to_latent_grid
 from dpfusion.fusion.sampler import TauDDIMSampler
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import to_uint8
 from tests.conftest import TINY_ARCHITECTURES
+from tests.decoding import decode_base
 
 torch.set_num_threads(1)
 
 ARCHITECTURES = TINY_ARCHITECTURES
 SCHEDULE = NoiseSchedule(num_train_steps=100)
+STRIDE = 64  # every tiny codec's downsampling_factor
 
 
 def _scalar(value: float) -> torch.Tensor:
@@ -33,9 +35,9 @@ def test_tau_one_is_the_base_codec_bit_for_bit(architecture, tiny_codec_factory,
     fusion = fusion_factory(codec.latent_channels, seed=7)
     assert torch.count_nonzero(fusion.out.weight) > 0  # a leak of the prediction would show
     model = Model(codec, fusion, SCHEDULE)
-    data = pipeline.compress(codec, image)
+    data = container.compress(codec, image)
 
-    base = pipeline.decode_base(data, codec=codec)
+    base = decode_base(data, codec=codec)
     reference = to_uint8(codec.decompress(Encoded(base.file.strings, (40, 56))))
     np.testing.assert_array_equal(base.image, reference)
 
@@ -62,7 +64,7 @@ def test_tau_one_is_the_base_codec_bit_for_bit(architecture, tiny_codec_factory,
 def test_untrained_fusion_gives_the_base_latent(tiny_codec_factory, tiny_image_factory, fusion_factory):
     """A zero-initialised output layer predicts y_hat, so any tau reproduces y_hat up to float rounding."""
     codec = tiny_codec_factory("mbt2018-mean", 0)
-    decoded = pipeline.decode_base(pipeline.compress(codec, tiny_image_factory(40, 56)), codec=codec)
+    decoded = decode_base(container.compress(codec, tiny_image_factory(40, 56)), codec=codec)
     fusion = fusion_factory(codec.latent_channels, randomize=False)
     fused = fuse_latents(fusion, decoded.latent, [_scalar(0.0), _scalar(0.5)], TauDDIMSampler(SCHEDULE, 5), 0)
     torch.testing.assert_close(fused, decoded.latent.expand(2, -1, -1, -1), rtol=0, atol=1e-4)
@@ -71,8 +73,8 @@ def test_untrained_fusion_gives_the_base_latent(tiny_codec_factory, tiny_image_f
 @pytest.fixture
 def gain_setup(tiny_gain_codec, tiny_image_factory, fusion_factory):
     codec = tiny_gain_codec
-    data = pipeline.compress(codec, tiny_image_factory(64, 64, seed=3))
-    y_hat = pipeline.decode_base(data, codec=codec).latent
+    data = container.compress(codec, tiny_image_factory(64, 64, seed=3))
+    y_hat = decode_base(data, codec=codec).latent
     return codec, data, y_hat, fusion_factory(codec.latent_channels, seed=8)
 
 
@@ -80,7 +82,7 @@ def test_a_tau_map_keeps_y_hat_where_it_is_one(gain_setup):
     codec, data, y_hat, fusion = gain_setup
     tau = np.zeros((64, 64), np.float32)
     tau[:, :32] = 1.0  # 64x64 needs no padding: latent columns 0-1 of 4 see only tau = 1
-    grid = tau_to_latent_grid(tau, (64, 64), tuple(y_hat.shape[2:]), LATENT_STRIDE)
+    grid = tau_to_latent_grid(tau, (64, 64), tuple(y_hat.shape[2:]), STRIDE)
     assert grid.shape == (1, 1, 4, 4)
     assert bool((grid[..., :2] == 1.0).all()) and bool((grid[..., 2:] == 0.0).all())
     fused = fuse_latents(fusion, y_hat, [grid], TauDDIMSampler(SCHEDULE, 6), 1)[0]
@@ -140,17 +142,17 @@ def test_fuse_latents_rejects_mismatched_inputs(gain_setup, fusion_factory):
 
 
 def test_tau_to_latent_grid():
-    assert torch.equal(tau_to_latent_grid(0.25, (40, 56), (4, 4), LATENT_STRIDE), _scalar(0.25))
-    assert torch.equal(tau_to_latent_grid(np.float32(1.0), (40, 56), (4, 4), LATENT_STRIDE), _scalar(1.0))
+    assert torch.equal(tau_to_latent_grid(0.25, (40, 56), (4, 4), STRIDE), _scalar(0.25))
+    assert torch.equal(tau_to_latent_grid(np.float32(1.0), (40, 56), (4, 4), STRIDE), _scalar(1.0))
     for bad in (-0.1, 1.01, float("nan")):
         with pytest.raises(DPFusionError, match="tau"):
-            tau_to_latent_grid(bad, (40, 56), (4, 4), LATENT_STRIDE)
+            tau_to_latent_grid(bad, (40, 56), (4, 4), STRIDE)
     with pytest.raises(DPFusionError, match="56x40"):
-        tau_to_latent_grid(np.zeros((56, 40), np.float32), (40, 56), (4, 4), LATENT_STRIDE)
+        tau_to_latent_grid(np.zeros((56, 40), np.float32), (40, 56), (4, 4), STRIDE)
     with pytest.raises(DPFusionError, match=r"\[0, 1\]"):
-        tau_to_latent_grid(np.full((40, 56), 2.0, np.float32), (40, 56), (4, 4), LATENT_STRIDE)
+        tau_to_latent_grid(np.full((40, 56), 2.0, np.float32), (40, 56), (4, 4), STRIDE)
     # An image that needs padding: the map is padded like the image (replicated), then averaged per cell.
     tau = np.full((40, 56), 0.5, np.float32)
-    grid = tau_to_latent_grid(tau, (40, 56), (4, 4), LATENT_STRIDE)
+    grid = tau_to_latent_grid(tau, (40, 56), (4, 4), STRIDE)
     assert grid.shape == (1, 1, 4, 4)
     torch.testing.assert_close(grid, torch.full((1, 1, 4, 4), 0.5))

@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from dpfusion import pipeline
 from dpfusion.api import Model
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import CONFIG_NAME, load_fusion, save_fusion
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.fusion.synthesis_adapter import SynthesisAdapter, adapter_positions, adapter_strength
+from tests.decoding import decode_base
 
 torch.set_num_threads(1)
 SCHEDULE = NoiseSchedule(num_train_steps=50)
@@ -112,7 +112,7 @@ def adapted_model(tiny_gain_codec, fusion_factory) -> Model:
 def test_decoding_uses_the_blocks_below_tau_one_only(adapted_model, tiny_image):
     data = adapted_model.compress(tiny_image)
     zero, one, *_ = adapted_model.decompress_many(data, [0.0, 1.0, 0.5], steps=3)
-    np.testing.assert_array_equal(one, pipeline.decode_base(data, codec=adapted_model.codec).image)
+    np.testing.assert_array_equal(one, decode_base(data, codec=adapted_model.codec).image)
     without = Model(adapted_model.codec, _without_adapter(adapted_model), SCHEDULE)
     plain_zero = without.decompress(data, tau=0.0, steps=3)
     assert np.abs(zero.astype(int) - plain_zero.astype(int)).mean() > 1.0  # the blocks change the tau = 0 image

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from dpfusion import pack, unpack
+from dpfusion.container import compress
 from dpfusion.metrics import available_metrics
-from dpfusion.pipeline import compress
 from dpfusion.serve.uploads import png_bytes
 from tests.conftest import build_tiny_codec
 from tests.serve.conftest import CROP, STEPS

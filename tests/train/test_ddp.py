@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from dpfusion import pipeline
 from dpfusion.api import Model
 from dpfusion.cli import main
 from dpfusion.codecs.loading import load_codec
 from dpfusion.fusion.checkpoint import load_fusion
 from dpfusion.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from tests.decoding import decode_base
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def test_two_process_fusion_training_exports_and_resumes(
     model = Model(codec, fusion, schedule)
     data = model.compress(tiny_image_factory(40, 56))
     zero, one = model.decompress_many(data, [0.0, 1.0], steps=3)
-    np.testing.assert_array_equal(one, pipeline.decode_base(data, codec=codec).image)
+    np.testing.assert_array_equal(one, decode_base(data, codec=codec).image)
     assert zero.shape == one.shape
 
     # One process cannot continue a two-process run...

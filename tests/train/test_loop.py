@@ -200,6 +200,15 @@ def test_a_non_finite_loss_stops_the_run(crop_sampler, config_factory, tmp_path)
         run_training(_NanStage(), crop_sampler, config_factory(steps=3), tmp_path, progress=False)
 
 
+@pytest.mark.parametrize("crop", [32, 100])
+def test_crops_are_multiples_of_the_codec_stride(fusion_stage_factory, crop_sampler, config_factory, tmp_path, crop):
+    stage = fusion_stage_factory()
+    assert stage.stride == stage.codec.stride == 64
+    with pytest.raises(DPFusionError, match="crop must be a multiple of 64"):
+        run_training(stage, crop_sampler, config_factory(steps=1, crop=crop), tmp_path, progress=False)
+    assert not (tmp_path / "config.json").exists()  # refused before anything is written
+
+
 def test_train_config_validation():
     assert TrainConfig.from_dict({"steps": 5, "crop": 128}).steps == 5
     with pytest.raises(DPFusionError, match="bogus, other") as info:
@@ -208,8 +217,7 @@ def test_train_config_validation():
     for bad in (
         {"steps": 0},
         {"batch_size": 0},
-        {"crop": 32},
-        {"crop": 100},
+        {"crop": 0},
         {"lr": 0.0},
         {"schedule": "linear"},
         {"ema_decay": 1.0},

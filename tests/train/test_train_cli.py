@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dpfusion import pipeline
+from dpfusion import container
 from dpfusion.api import Model
 from dpfusion.cli import main
 from dpfusion.codecs.adapter import state_digest
@@ -19,6 +19,7 @@ from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion
 from dpfusion.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from dpfusion.train.export import load_aux_encoder
+from tests.decoding import decode_base
 
 torch.set_num_threads(1)
 
@@ -75,8 +76,8 @@ def test_base_exports_a_loadable_codec(runs, tiny_image_factory):
     codec = _codec(runs)
     assert codec.model.N == 8 and codec.model.num_rates == 3 and codec.latent_channels == 12
     image = tiny_image_factory(40, 56)
-    data = pipeline.compress(codec, image)
-    assert pipeline.decode_base(data, codec=_codec(runs)).image.shape == image.shape  # a second load decodes it
+    data = container.compress(codec, image)
+    assert decode_base(data, codec=_codec(runs)).image.shape == image.shape  # a second load decodes it
     assert load_checkpoint(folder / CHECKPOINT_NAME)["step"] == 2
 
 
@@ -102,7 +103,7 @@ def test_fusion_exports_a_module_that_decodes(runs, tiny_image_factory, gain_che
     model = Model(codec, fusion, schedule)
     data = model.compress(tiny_image_factory(40, 56, seed=2))
     zero, one = model.decompress_many(data, [0.0, 1.0], steps=3)
-    np.testing.assert_array_equal(one, pipeline.decode_base(data, codec=codec).image)
+    np.testing.assert_array_equal(one, decode_base(data, codec=codec).image)
     assert zero.shape == one.shape
     # Another rate of the same weights is fine; other weights are refused, by fingerprint.
     load_fusion(folder, _codec(runs, 2.0))
@@ -144,7 +145,7 @@ def test_fusion_with_synthesis_blocks_exports_and_fine_tunes(runs, tmp_path, tin
     assert any(b.outer.weight.abs().sum() > 0 for b in fusion.adapter.blocks)  # trained away from zero
     model = Model(codec, fusion, schedule)
     data = model.compress(tiny_image_factory(40, 56, seed=2))
-    np.testing.assert_array_equal(model.decompress(data, tau=1.0), pipeline.decode_base(data, codec=codec).image)
+    np.testing.assert_array_equal(model.decompress(data, tau=1.0), decode_base(data, codec=codec).image)
     # Blocks are added to a module trained without them; a module that has them keeps their size.
     _train("fusion", base[0], "-o", str(tmp_path / "b"), *base[1:], "--init", str(runs["fusion"]), "--adapter", "4")
     assert json.loads((tmp_path / "b" / "fusion.json").read_text())["fusion"]["adapter"]["hidden"] == 4
