@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from dpfusion.bitstream import QUALITY_SCALE
 from dpfusion.codecs.gain_hyperprior import GainMeanScaleHyperprior
+from dpfusion.codecs.integer import integerize_entropy_parameters
 from dpfusion.codecs.strings import check_strings, guarded
 from dpfusion.errors import DPFusionError
 
@@ -80,6 +81,7 @@ class CodecAdapter:
         for param in self.model.parameters():
             param.requires_grad_(False)
         self.model.update()
+        integerize_entropy_parameters(self.model)
         self.name = name
         self.variable_rate = isinstance(model, GainMeanScaleHyperprior)
         self.quality = self._checked_quality(quality)
