@@ -27,7 +27,8 @@ from torch import Tensor, nn
 
 from dpfusion.bitstream import QUALITY_SCALE
 from dpfusion.codecs.gain_hyperprior import GainMeanScaleHyperprior
-from dpfusion.codecs.integer import integerize_entropy_parameters
+from dpfusion.codecs.integer_context import integerize_codec
+from dpfusion.codecs.pointwise import use_matrix_products
 from dpfusion.codecs.strings import check_strings, guarded
 from dpfusion.errors import DPFusionError
 
@@ -81,7 +82,8 @@ class CodecAdapter:
         for param in self.model.parameters():
             param.requires_grad_(False)
         self.model.update()
-        integerize_entropy_parameters(self.model)
+        integerize_codec(self.model)
+        use_matrix_products(self.model.g_s)
         self.name = name
         self.variable_rate = isinstance(model, GainMeanScaleHyperprior)
         self.quality = self._checked_quality(quality)

@@ -54,7 +54,7 @@ def _exponents(weight: Tensor, bias: Tensor) -> Tensor:
     return torch.minimum(by_weight, by_bias)
 
 
-class _IntegerConv:
+class IntegerConv:
     """A stride-1 convolution (a transposed one is rewritten as one) on integer activations."""
 
     def __init__(self, weight: Tensor, bias: Tensor | None, padding: tuple[int, int, int, int], dilate: int):
@@ -84,15 +84,15 @@ class _IntegerConv:
             cols = F.unfold(a[..., top : bottom + self.kh - 1, :], (self.kh, self.kw))
             acc = weight @ cols + bias
             blocks.append(torch.floor(acc / divisor + 0.5).reshape(a.shape[0], -1, bottom - top, out_w))
-        return _saturate(torch.cat(blocks, dim=2))
+        return saturate(torch.cat(blocks, dim=2))
 
 
-def _saturate(a: Tensor) -> Tensor:
+def saturate(a: Tensor) -> Tensor:
     limit = 2.0**ACT_BITS
     return a.clamp_(-limit, limit)
 
 
-def _conv_step(module: nn.Module) -> _IntegerConv:
+def _conv_step(module: nn.Module) -> IntegerConv:
     kh, kw = module.kernel_size
     if module.dilation != (1, 1) or module.groups != 1 or not isinstance(module.padding, tuple):
         raise DPFusionError(f"cannot evaluate {module} in integers: dilation, groups or string padding")
@@ -104,11 +104,11 @@ def _conv_step(module: nn.Module) -> _IntegerConv:
             raise DPFusionError(f"cannot evaluate {module} in integers: unequal strides")
         flipped = module.weight.flip(-1, -2).transpose(0, 1)
         pad = (kw - 1 - pw, kw - 1 - pw + ow, kh - 1 - ph, kh - 1 - ph + oh)
-        return _IntegerConv(flipped, module.bias, pad, sh)
+        return IntegerConv(flipped, module.bias, pad, sh)
     if module.stride != (1, 1):
         raise DPFusionError(f"cannot evaluate {module} in integers: only stride-1 convolutions")
     weight = module.weight * module.mask if hasattr(module, "mask") else module.weight
-    return _IntegerConv(weight, module.bias, (pw, pw, ph, ph), 1)
+    return IntegerConv(weight, module.bias, (pw, pw, ph, ph), 1)
 
 
 class _IntegerLeakyReLU:
@@ -151,7 +151,7 @@ class IntegerNetwork:
 
     @torch.no_grad()
     def __call__(self, x: Tensor) -> Tensor:
-        a = _saturate(torch.round(x.double() * 2.0**ACT_FRACTION_BITS))
+        a = saturate(torch.round(x.double() * 2.0**ACT_FRACTION_BITS))
         for step in self.steps:
             a = step(a)
         return (a / 2.0**ACT_FRACTION_BITS).to(x.dtype)
