@@ -18,6 +18,7 @@ import hashlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ from compressai.ops import compute_padding
 from torch import Tensor, nn
 
 from dpfusion.bitstream import QUALITY_SCALE
+from dpfusion.codecs import tiling
 from dpfusion.codecs.gain_hyperprior import GainMeanScaleHyperprior
 from dpfusion.codecs.integer_context import integerize_codec
 from dpfusion.codecs.pointwise import use_matrix_products
@@ -84,6 +86,11 @@ class CodecAdapter:
         self.model.update()
         integerize_codec(self.model)
         use_matrix_products(self.model.g_s)
+        with torch.no_grad():
+            self.synthesis_stride = LATENT_STRIDE // int(
+                self.model.g_a(torch.zeros(1, 3, LATENT_STRIDE, LATENT_STRIDE)).shape[-1]
+            )
+        tiling.tile_analysis(self.model.g_a, self.synthesis_stride)
         self.name = name
         self.variable_rate = isinstance(model, GainMeanScaleHyperprior)
         self.quality = self._checked_quality(quality)
@@ -205,11 +212,23 @@ class CodecAdapter:
 
     @torch.no_grad()
     def synthesize(
-        self, latent: Tensor, image_size: tuple[int, int], synthesis: Callable[[Tensor], Tensor] | None = None
+        self,
+        latent: Tensor,
+        image_size: tuple[int, int],
+        synthesis: Callable[[Tensor, Tensor | None], Tensor] | None = None,
+        context: Tensor | None = None,
     ) -> Tensor:
-        """Decode latents (B, C, h, w) with the fixed ``g_s`` (or ``synthesis``, a decoder built around it);
-        crop to ``image_size``, clamp to [0, 1]."""
-        return self.crop((synthesis or self.model.g_s)(latent).clamp_(0, 1), image_size)
+        """Decode latents (B, C, h, w) with the fixed ``g_s`` (or ``synthesis(latent, context)``, a decoder
+        built around it, ``context`` a map on the latent grid such as the fusion's strength); crop to
+        ``image_size``, clamp to [0, 1]. Above ``tiling.TILE_ABOVE_PIXELS`` it runs over overlapping
+        tiles, each given its cut of ``context``, so memory stays bounded."""
+        run = synthesis or (lambda y, _: self.model.g_s(y))
+        stride = self.synthesis_stride
+        if tiling.needs_tiles(latent.shape[-2] * latent.shape[-1] * stride**2):
+            image = tiling.tiled(run, latent, Fraction(stride), tiling.TILE_LATENT, tiling.OVERLAP_LATENT, context)
+        else:
+            image = run(latent, context)
+        return self.crop(image.clamp_(0, 1), image_size)
 
     def decompress(self, encoded: Encoded) -> Tensor:
         """The base codec's own reconstruction (tau = 1)."""
