@@ -20,8 +20,9 @@ from torch import Tensor, nn
 def pointwise(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """A 1x1 convolution of (B, C, H, W) by a (C_out, C) matrix, as one matrix product."""
     b, _, h, w = x.shape
-    # Contiguous first: a strided view (a cropped latent) would take another matmul path, rounding otherwise.
-    out = torch.matmul(weight, x.contiguous().reshape(b, x.shape[1], h * w))
+    # One plain 2-D product per image: ``matmul`` of a 3-D input folds it into one product or not
+    # depending on ``requires_grad`` of the weights, which changes the rounding.
+    out = torch.stack([torch.mm(weight, image) for image in x.contiguous().reshape(b, x.shape[1], h * w)])
     if bias is not None:
         out = out + bias[:, None]
     return out.reshape(b, weight.shape[0], h, w)
