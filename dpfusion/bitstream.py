@@ -29,7 +29,11 @@ from dpfusion.codecs.registry import codec_for_id, codec_spec
 from dpfusion.errors import DPFusionError
 
 MAGIC = b"DPF"
-VERSION = 1
+VERSION = 2
+"""2: the entropy model's scales and means are computed in exact integers (``codecs.integer``), so a
+file decodes to the same latent on every machine. Version 1 used the float network: its files decode
+only where the float sums happen to round the same, so they are refused, not misread."""
+FLOAT_ENTROPY_VERSION = 1
 NO_TAU = 255
 MAX_STRINGS = 8
 MAX_SIDE = 1 << 20
@@ -131,6 +135,11 @@ def unpack(data: bytes) -> DpfFile:
     if len(data) < len(MAGIC) + 1 + 4:
         raise BitstreamError("truncated file: shorter than the smallest header")
     version = data[len(MAGIC)]
+    if version == FLOAT_ENTROPY_VERSION:
+        raise BitstreamError(
+            f"a version {version} .dpf file (dpfusion before exact-integer entropy parameters): this dpfusion "
+            f"reads version {VERSION}; re-encode the image"
+        )
     if version != VERSION:
         raise BitstreamError(f"unsupported .dpf version {version} (this dpfusion reads version {VERSION})")
     (stored_crc,) = struct.unpack("<I", data[-4:])

@@ -237,3 +237,11 @@ def test_mutations_of_any_valid_file_are_refused(file: DpfFile, data: st.DataObj
     mutated[position] ^= data.draw(st.integers(1, 255), label="xor")
     with pytest.raises(BitstreamError):  # a one-byte change is always caught by CRC-32
         unpack(bytes(mutated))
+
+
+def test_a_version_one_file_is_refused_saying_to_re_encode() -> None:
+    """Version 1 files carry latents coded with the float entropy network: refused, never misread."""
+    data = bytearray(SAMPLE_BYTES)
+    data[len(MAGIC)] = 1
+    with pytest.raises(BitstreamError, match="re-encode"):
+        unpack(_with_crc(bytes(data[:-4])))

@@ -18,6 +18,7 @@ import hashlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,9 @@ from compressai.ops import compute_padding
 from torch import Tensor, nn
 
 from dpfusion.bitstream import QUALITY_SCALE
+from dpfusion.codecs import tiling
+from dpfusion.codecs.integer_context import integerize_codec
+from dpfusion.codecs.pointwise import use_matrix_products
 from dpfusion.codecs.registry import codec_spec
 from dpfusion.codecs.strings import check_strings, guarded
 from dpfusion.errors import DPFusionError
@@ -83,6 +87,13 @@ class CodecAdapter:
         self.variable_rate = spec.variable_rate
         self.stride = int(model.downsampling_factor)
         """The image-to-hyper-latent downsampling: images are padded to a multiple of it."""
+        integerize_codec(self.model)
+        use_matrix_products(self.model.g_s)
+        with torch.no_grad():
+            self.synthesis_stride = self.stride // int(
+                self.model.g_a(torch.zeros(1, 3, self.stride, self.stride)).shape[-1]
+            )
+        tiling.tile_analysis(self.model.g_a, self.synthesis_stride)
         self.quality = self._checked_quality(quality)
         self.fingerprint = weights_fingerprint(self.model)
 
@@ -208,11 +219,23 @@ class CodecAdapter:
 
     @torch.no_grad()
     def synthesize(
-        self, latent: Tensor, image_size: tuple[int, int], synthesis: Callable[[Tensor], Tensor] | None = None
+        self,
+        latent: Tensor,
+        image_size: tuple[int, int],
+        synthesis: Callable[[Tensor, Tensor | None], Tensor] | None = None,
+        context: Tensor | None = None,
     ) -> Tensor:
-        """Decode latents (B, C, h, w) with the fixed ``g_s`` (or ``synthesis``, a decoder built around it);
-        crop to ``image_size``, clamp to [0, 1]."""
-        return self.crop((synthesis or self.model.g_s)(latent).clamp_(0, 1), image_size)
+        """Decode latents (B, C, h, w) with the fixed ``g_s`` (or ``synthesis(latent, context)``, a decoder
+        built around it, ``context`` a map on the latent grid such as the fusion's strength); crop to
+        ``image_size``, clamp to [0, 1]. Above ``tiling.TILE_ABOVE_PIXELS`` it runs over overlapping
+        tiles, each given its cut of ``context``, so memory stays bounded."""
+        run = synthesis or (lambda y, _: self.model.g_s(y))
+        stride = self.synthesis_stride
+        if tiling.needs_tiles(latent.shape[-2] * latent.shape[-1] * stride**2):
+            image = tiling.tiled(run, latent, Fraction(stride), tiling.TILE_LATENT, tiling.OVERLAP_LATENT, context)
+        else:
+            image = run(latent, context)
+        return self.crop(image.clamp_(0, 1), image_size)
 
     def decompress(self, encoded: Encoded) -> Tensor:
         """The base codec's own reconstruction (tau = 1)."""

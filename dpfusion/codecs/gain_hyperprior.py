@@ -52,12 +52,15 @@ class GainMeanScaleHyperprior(MeanScaleHyperprior):
         """Gain and inverse gain of shape (B or 1, M, 1, 1) for a scalar or per-sample rate."""
         if not torch.is_tensor(rate):
             rate = torch.tensor([self._check_rate(rate)])
-        rate = rate.to(self.log_gain.device, torch.float32).reshape(-1)
+        # float64, rounded once to float32: the gains (hence the latent g_s decodes) are then the
+        # same on every device, whose float32 exp may differ in the last place.
+        rate = rate.to(self.log_gain.device, torch.float64).reshape(-1)
         low = rate.floor().long().clamp(max=self.num_rates - 2)
         frac = (rate - low.to(rate.dtype))[:, None]
-        log_g = (1 - frac) * self.log_gain[low] + frac * self.log_gain[low + 1]
-        log_ig = (1 - frac) * self.log_inv_gain[low] + frac * self.log_inv_gain[low + 1]
-        return log_g.exp()[:, :, None, None], log_ig.exp()[:, :, None, None]
+        log_g = (1 - frac) * self.log_gain[low].double() + frac * self.log_gain[low + 1].double()
+        log_ig = (1 - frac) * self.log_inv_gain[low].double() + frac * self.log_inv_gain[low + 1].double()
+        dtype = self.log_gain.dtype
+        return log_g.exp().to(dtype)[:, :, None, None], log_ig.exp().to(dtype)[:, :, None, None]
 
     def forward(self, x: Tensor, rate: float | Tensor = 0.0) -> dict:
         gain, inv_gain = self.gains(rate)

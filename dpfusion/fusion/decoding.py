@@ -129,4 +129,4 @@ def synthesize_fused(
     if fusion is None or fusion.adapter is None or bool(torch.all(tau == 1.0)):
         return codec.synthesize(latent, image_size)
     strength = adapter_strength(tau.to(latent.device))
-    return codec.synthesize(latent, image_size, lambda y: fusion.adapter(codec.model.g_s, y, strength))
+    return codec.synthesize(latent, image_size, lambda y, part: fusion.adapter(codec.model.g_s, y, part), strength)

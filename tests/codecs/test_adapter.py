@@ -10,6 +10,8 @@ from compressai.ops import compute_padding
 
 from dpfusion import container
 from dpfusion.codecs.adapter import CodecAdapter, Encoded, weights_fingerprint
+from dpfusion.codecs.integer_context import integerize_codec
+from dpfusion.codecs.pointwise import use_matrix_products
 from dpfusion.errors import DPFusionError
 from dpfusion.imageio import to_tensor, to_uint8
 from tests.decoding import decode_base
@@ -31,8 +33,11 @@ def _case_id(case: tuple[str, float]) -> str:
 
 
 def _reference(model, image: np.ndarray, quality: float):
-    """What CompressAI itself produces: pad (replicate, centred) -> compress -> decompress -> crop."""
+    """What CompressAI itself produces, with its entropy-parameter networks evaluated in integers
+    (as every dpfusion codec is): pad (replicate, centred) -> compress -> decompress -> crop."""
     model.update()
+    integerize_codec(model)
+    use_matrix_products(model.g_s)
     rate = {"rate": quality} if hasattr(model, "gains") else {}
     x = to_tensor(image)
     pad, unpad = compute_padding(x.shape[-2], x.shape[-1], min_div=64)
