@@ -288,7 +288,7 @@ def _codec_claims(sweep: Results) -> list[list[str]]:
 
 def _sections(splits: dict[str, dict], extras: dict, probe_rate: float) -> list[str]:
     kodak, validation = splits["kodak"], splits["validation"]
-    seed_rows, step_rows = _seed_step_rows(extras["seeds"], extras.steps)
+    seed_rows, step_rows = _seed_step_rows(extras["seeds"], extras["steps"])
     verdict_header = ["rate", "evenness", "minus best blend", "above the blend's PSNR", "beaten positions"]
     return [
         "## The dial's bars (default tau mode: the calibrated blend of the two ends)",
