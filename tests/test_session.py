@@ -65,7 +65,7 @@ def _image(model: Model, codec, latent: torch.Tensor, grid: torch.Tensor, size) 
     if bool(torch.all(grid == 1.0)):
         return codec.synthesize(latent, size)
     strength = (1.0 - grid) ** 6
-    return codec.synthesize(latent, size, lambda y: model.fusion.adapter(codec.model.g_s, y, strength))
+    return codec.synthesize(latent, size, lambda y, part: model.fusion.adapter(codec.model.g_s, y, part), strength)
 
 
 @torch.no_grad()
