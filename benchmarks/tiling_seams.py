@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
 import dpfusion
 from dpfusion.codecs import tiling
-from dpfusion.imageio import load_image
+from dpfusion.imageio import image_files, load_image
 
 WHOLE = 1 << 62
 
@@ -36,13 +35,13 @@ def _decodes(model, data: bytes) -> list[np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", default="/work/traindata/validation/shared")
+    parser.add_argument("--images", default="/work/traindata/validation")
     parser.add_argument("--count", type=int, default=4)
     parser.add_argument("--tile", type=int, default=8)
     parser.add_argument("--overlaps", default="0,1,2,4")
     parser.add_argument("--rate", type=float, default=3.0)
     args = parser.parse_args()
-    paths = sorted(p for p in Path(args.images).iterdir() if p.suffix == ".png")[: args.count]
+    paths = image_files(args.images, "validation photos")[: args.count]
     model = dpfusion.load(quality=args.rate)
     started = time.time()
     tiling.TILE_ABOVE_PIXELS = WHOLE
