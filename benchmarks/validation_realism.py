@@ -20,12 +20,11 @@ import numpy as np
 import torch
 
 import dpfusion
-from dpfusion.imageio import load_image, to_tensor
+from dpfusion.imageio import image_files, load_image, to_tensor
 from dpfusion.metrics import METRICS
 from dpfusion.metrics.fid import frechet_distance
 from dpfusion.metrics.inception import inception_features
 from dpfusion.metrics.kid import kernel_inception_distance
-from dpfusion.train.data import list_images
 
 PATCH, STRIDE = 256, 64
 
@@ -40,12 +39,14 @@ def dense_patches(image: torch.Tensor) -> list[torch.Tensor]:
     ]
 
 
-def decode_all(model: dpfusion.Model, photos: list[torch.Tensor], rate: float, tau: float) -> list[torch.Tensor]:
-    out = []
-    for photo in photos:
-        array = (photo[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        out.append(to_tensor(model.decompress(model.compress(array, quality=rate), tau=tau)))
-    return out
+def compress_all(model: dpfusion.Model, photos: list[torch.Tensor], rate: float) -> list[bytes]:
+    """The bitstreams, once per rate: the base codec writes them, so every module decodes the same files."""
+    arrays = [(photo[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for photo in photos]
+    return [model.compress(array, quality=rate) for array in arrays]
+
+
+def decode_all(model: dpfusion.Model, files: list[bytes], tau: float) -> list[torch.Tensor]:
+    return [to_tensor(model.decompress(data, tau=tau)) for data in files]
 
 
 def scores(originals: list[torch.Tensor], decoded: list[torch.Tensor], reference: np.ndarray) -> dict[str, float]:
@@ -71,16 +72,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    photos = [to_tensor(load_image(path)) for path in list_images(args.validation)]
+    photos = [to_tensor(load_image(path)) for path in image_files(args.validation, "validation photos")]
     reference = inception_features([p for image in photos for p in dense_patches(image)], "fid")
     print(f"{len(photos)} photos, {len(reference)} patches of {PATCH}x{PATCH} at stride {STRIDE}")
     print(f"{'module':28s} {'rate':>4s} {'tau':>3s} {'PSNR':>7s} {'LPIPS':>7s} {'FID':>7s} {'KID':>8s} {'+-':>7s}")
     base = dpfusion.load()
+    models = [(folder, base if folder == "shipped" else dpfusion.load(fusion=folder)) for folder in args.fusion]
     for rate in (float(r) for r in args.rates.split(",")):
-        rows = [("base codec", 1.0, scores(photos, decode_all(base, photos, rate, 1.0), reference))]
-        for folder in args.fusion:
-            model = base if folder == "shipped" else dpfusion.load(fusion=folder)
-            rows.append((folder, 0.0, scores(photos, decode_all(model, photos, rate, 0.0), reference)))
+        files = compress_all(base, photos, rate)
+        rows = [("base codec", 1.0, scores(photos, decode_all(base, files, 1.0), reference))]
+        for folder, model in models:
+            rows.append((folder, 0.0, scores(photos, decode_all(model, files, 0.0), reference)))
         for name, tau, s in rows:
             print(
                 f"{Path(name).name[:28]:28s} {rate:4g} {tau:3g} {s['psnr']:7.3f} {s['lpips_alex']:7.4f} "
