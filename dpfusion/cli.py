@@ -8,6 +8,8 @@ import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
+import torch
+
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
 
 from dpfusion.commands import (  # noqa: E402
@@ -47,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """The allocator's failures, CPU or GPU; any other RuntimeError is a bug and keeps its traceback."""
+    return isinstance(exc, MemoryError | torch.OutOfMemoryError) or "can't allocate memory" in str(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = lambda message, *_rest, **_kw: f"dpfusion: warning: {message}\n"
     try:
@@ -54,6 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.run(args)
     except DPFusionError as exc:
         print(f"dpfusion: error: {exc}", file=sys.stderr)
+        return 1
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        print(f"dpfusion: error: out of memory ({_first_line(exc)}): try a smaller image", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("dpfusion: interrupted", file=sys.stderr)

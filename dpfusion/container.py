@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpfusion import imageio
+from dpfusion import imageio, memory
 from dpfusion.bitstream import DpfFile, pack, unpack
 from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.errors import DPFusionError
@@ -12,7 +12,8 @@ from dpfusion.imageio import to_tensor
 
 
 def compress(codec: CodecAdapter, image: np.ndarray, tau: float | None = None) -> bytes:
-    """Encode an (H, W, 3) uint8 image into a complete .dpf file."""
+    """Encode an (H, W, 3) uint8 image into a complete .dpf file (refused first if it cannot fit in memory)."""
+    _check_memory("compress", image.shape[0], image.shape[1], "image")
     encoded = codec.encode(to_tensor(image))
     return pack(
         DpfFile(
@@ -39,4 +40,10 @@ def parse_for_decoding(data: bytes) -> DpfFile:
     """``unpack`` plus the size guard: a crafted header must not make the decoder allocate gigabytes."""
     file = unpack(data)
     imageio.check_pixels(file.height, file.width, "file declares an image of")
+    _check_memory("decode", file.height, file.width, "file declares an image")
     return file
+
+
+def _check_memory(operation: memory.Operation, height: int, width: int, what: str) -> None:
+    padded_h, padded_w = imageio.padded_size(height, width)
+    memory.check_memory(operation, padded_h * padded_w, f"{what} of {width}x{height} (padded {padded_w}x{padded_h})")
