@@ -83,13 +83,13 @@ def model_signature(model: Model, taus: Sequence[float] = (0.5,)) -> str:
     if model.fusion is None:
         fusion = "none"
     else:
-        schedule = json.dumps(model.schedule.to_dict(), sort_keys=True) if model.schedule else "{}"
+        schedule = json.dumps(model.schedule.config, sort_keys=True) if model.schedule else "{}"
         fusion = state_digest(model.fusion).hex()[:16] + schedule
     dial = ""
     if model.fusion is not None and any(0.0 < t < 1.0 for t in taus):
         dial = f":tau_mode={model.tau_mode}"
         if model.tau_mode == "dial":
-            dial += ":" + hashlib.sha256(json.dumps(model.dial.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+            dial += ":" + hashlib.sha256(json.dumps(model.dial.config, sort_keys=True).encode()).hexdigest()[:16]
     return f"{codec.name}:{codec.fingerprint.hex()}:fusion={fusion}{dial}"
 
 
