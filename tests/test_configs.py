@@ -179,6 +179,15 @@ def test_the_committed_default_weights_are_schema_1_and_still_load() -> None:
     assert _saved_and_loaded(manifest) == manifest  # rewritten in schema 2, it reads back the same
 
 
+def test_the_committed_base_run_is_schema_1_and_still_loads() -> None:
+    """The resumable base checkpoint's run folder: its config.json and the checkpoint's stage name the same codec."""
+    folder = Path(__file__).resolve().parents[1] / "checkpoints" / "base"
+    run = RunConfig.load_config(folder / "config.json")
+    assert run.train.steps == 71385 and run.train.critic_lr_scale == 1.0  # an option added since: its default
+    shipped = GainMeanScaleHyperprior.load_config(loading.DEFAULT_DIR / "codec.json").config
+    assert GainMeanScaleHyperprior.read_config(run.stage) == shipped
+
+
 def test_schema_1_run_files_still_load(tmp_path) -> None:
     """The shapes a run folder held before: aux.json and config.json as stage descriptions."""
     fusion = LatentFusion(4, channels=4, units=1, heads=2, adapter={"positions": [1], "widths": [3], "hidden": 2})
@@ -228,3 +237,13 @@ def test_a_newer_fusion_module_is_refused_by_the_loader(tmp_path, tiny_gain_code
     with pytest.raises(DPFusionError, match="dpfusion.fusion-module schema 9 is newer") as info:
         load_fusion(tmp_path, tiny_gain_codec)
     assert "\n" not in str(info.value)
+
+
+def test_committed_eval_journals_keep_their_keys() -> None:
+    """The sweep's signature hashes the schedule and dial configs: the default model's must be the committed one."""
+    from dpfusion.api import load
+    from dpfusion.eval.sweep import model_signature
+
+    journal = Path(__file__).resolve().parents[1] / "results" / "default" / "sweep.journal.jsonl"
+    keyed = {json.loads(json.loads(line)["key"])[-1] for line in journal.read_text().splitlines() if line.strip()}
+    assert model_signature(load(), (0.0, 0.5, 1.0)) in keyed

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> None:
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="folder of training images (searched recursively)")
     p.add_argument("-o", "--output", required=True, help="run folder: checkpoint, log.csv, exported weights")
-    p.add_argument("--config", help="JSON file of training options (flags override it)")
+    p.add_argument("--config", help="JSON file of training options, or a run's config.json (flags override it)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --output exactly")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)

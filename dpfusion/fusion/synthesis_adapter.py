@@ -89,7 +89,7 @@ class SynthesisAdapter(Configurable, nn.Module):
 
     def forward(self, g_s: nn.Sequential, latent: Tensor, strength: Tensor | float) -> Tensor:
         """``g_s(latent)`` with each block's output added at ``strength`` (a number or a (B, 1, h, w) map)."""
-        blocks = dict(zip(self.positions, self.blocks, strict=True))
+        blocks = dict(zip(self.config["positions"], self.blocks, strict=True))
         h = latent
         for index, child in enumerate(g_s):
             h = child(h)

@@ -31,7 +31,7 @@ from dpfusion.train.base_stage import BaseCodecStage
 from dpfusion.train.data import CropSampler
 from dpfusion.train.export import AUX_CONFIG, AUX_WEIGHTS, CODEC_CONFIG, CODEC_WEIGHTS, final_weights, load_aux_encoder
 from dpfusion.train.fusion_stage import LATENT_WEIGHT, FusionStage, measure_latent_scale
-from dpfusion.train.loop import TrainConfig, run_training
+from dpfusion.train.loop import RunConfig, TrainConfig, run_training
 from dpfusion.weights_io import read_json_object, save_weights
 
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -45,12 +45,19 @@ LATENT_SCALE_PROBE = (4, 8)
 """Batches x crops whose latents measure a new fusion module's per-channel scale."""
 
 
+def _file_options(path: Path) -> dict[str, Any]:
+    """Options from a JSON file: bare, a ``dpfusion.train`` document, or a run's ``config.json`` (its options)."""
+    data = read_json_object(path, "config file")
+    if data.get("kind") == RunConfig.config_kind or ("kind" not in data and "train" in data):
+        return RunConfig.from_document(data, str(path)).train.config
+    return TrainConfig.read_config(data, str(path))
+
+
 def train_config(stage: str, file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """The stage's defaults, then a JSON file of options (bare or a ``dpfusion.train`` document), then overrides."""
+    """The stage's defaults, then a JSON file of options (see ``_file_options``), then the overrides that are set."""
     values: dict[str, Any] = dict(STAGE_DEFAULTS[stage])
     if file is not None:
-        path = Path(file)
-        values.update(TrainConfig.read_config(read_json_object(path, "config file"), str(path)))
+        values.update(_file_options(Path(file)))
     values.update({name: value for name, value in (overrides or {}).items() if value is not None})
     return TrainConfig.from_config(values)
 

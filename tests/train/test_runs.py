@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from dpfusion.codecs.loading import load_codec
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion
 from dpfusion.fusion.network import LatentFusion
+from dpfusion.train.loop import RunConfig, TrainConfig
 from dpfusion.train.runs import (
     CodecChoice,
     FusionOptions,
@@ -35,6 +37,10 @@ def test_train_config_layers_defaults_file_and_overrides(tmp_path):
     for file in (bare, document):
         config = train_config("base", file, {"lr": 0.5, "seed": None})
         assert (config.steps, config.lr, config.batch_size) == (7, 0.5, 8)  # file, override, stage default
+    run = RunConfig(TrainConfig(steps=9, lr=0.25), None).save_config(tmp_path / "config.json")
+    assert (train_config("fusion", run).steps, train_config("fusion", run).lr) == (9, 0.25)  # a run's options
+    committed = Path(__file__).resolve().parents[2] / "checkpoints" / "base" / "config.json"  # schema 1
+    assert train_config("base", committed, {"device": "cpu"}).steps == 71385
     with pytest.raises(DPFusionError, match="config file not found"):
         train_config("aux", tmp_path / "missing.json")
     (tmp_path / "list.json").write_text("[1]")
