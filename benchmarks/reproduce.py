@@ -29,7 +29,7 @@ from dists_patches import score_store, write  # noqa: E402  (benchmarks/ is this
 
 from dpfusion.atomic import atomic_path  # noqa: E402
 from dpfusion.cli import main as dpfusion  # noqa: E402
-from dpfusion.codecs.loading import DEFAULT_DIR  # noqa: E402
+from dpfusion.codecs.loading import DEFAULT_DIR, RELEASE_NAME, ReleaseManifest  # noqa: E402
 from dpfusion.errors import DPFusionError  # noqa: E402
 from dpfusion.eval.dial_criteria import curve_points, verdict  # noqa: E402
 from dpfusion.eval.records import Curve, Results  # noqa: E402
@@ -75,10 +75,10 @@ def _bd(fn, anchor: Curve, test: Curve, metric: str, unit: str) -> str:
 
 
 def _model_line() -> str:
-    manifest = json.loads((DEFAULT_DIR / "config.json").read_text())
+    release = ReleaseManifest.load_config(DEFAULT_DIR / RELEASE_NAME)
     return (
-        f"Model: `dpfusion-default` (weights fingerprint {manifest['fingerprint']}), base codec trained "
-        f"{manifest['base'].get('trained_steps', '?')} steps; see `docs/MODEL_CARD.md` for its training state."
+        f"Model: `dpfusion-default` (weights fingerprint {release.fingerprint}), base codec trained "
+        f"{release.trained_steps or '?'} steps; see `docs/MODEL_CARD.md` for its training state."
     )
 
 

@@ -15,9 +15,9 @@ from dpfusion.codecs.loading import DEFAULT_NAME, load_codec
 from dpfusion.container import compress
 from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
-from dpfusion.fusion.checkpoint import load_fusion
+from dpfusion.fusion.checkpoint import load_dial, load_fusion
 from dpfusion.fusion.decoding import DEFAULT_STEPS, MAX_SEED, TauSpec, check_seed
-from dpfusion.fusion.dial import DEFAULT_TAU_MODE, LINEAR, TAU_MODES, DialCalibration, load_dial
+from dpfusion.fusion.dial import DEFAULT_TAU_MODE, LINEAR, TAU_MODES, DialCalibration
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.samplers import SAMPLERS
 from dpfusion.fusion.schedule import NoiseSchedule

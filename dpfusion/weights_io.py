@@ -6,7 +6,7 @@ import json
 import pickle
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import save_file
@@ -14,15 +14,17 @@ from safetensors.torch import save_file
 from dpfusion.atomic import atomic_path
 from dpfusion.errors import DPFusionError
 
+if TYPE_CHECKING:
+    from dpfusion.configs import Configurable
+
 
 def save_weights(
-    folder: Path, weights_name: str, config_name: str, tensors: dict[str, torch.Tensor], config: dict[str, Any]
+    folder: Path, weights_name: str, config_name: str, tensors: dict[str, torch.Tensor], config: Configurable
 ) -> Path:
-    """Write both files atomically; returns the weights path."""
+    """Write the tensors and the config's document, each atomically; returns the weights path."""
     with atomic_path(folder / weights_name) as tmp:
         save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
-    with atomic_path(folder / config_name) as tmp:
-        tmp.write_text(json.dumps(config, indent=2))
+    config.save_config(folder / config_name)
     return folder / weights_name
 
 

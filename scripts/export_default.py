@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
-from dpfusion.atomic import atomic_path
-from dpfusion.codecs.loading import DEFAULT_DIR, DEFAULT_NAME, gain_model_from_config, load_codec
+from dpfusion.codecs.gain_hyperprior import GainMeanScaleHyperprior
+from dpfusion.codecs.loading import DEFAULT_DIR, DEFAULT_NAME, RELEASE_NAME, ReleaseManifest, load_codec
 from dpfusion.train.checkpoint import load_checkpoint
-from dpfusion.train.export import CODEC_WEIGHTS, final_weights
+from dpfusion.train.export import CODEC_CONFIG, CODEC_WEIGHTS, final_weights
 from dpfusion.weights_io import save_weights
 
 
@@ -29,9 +30,9 @@ def main() -> None:
     parser.add_argument("--half", action="store_true", help="store the codec in fp16")
     args = parser.parse_args()
 
-    state = load_checkpoint(Path(args.base) / "checkpoint.pt")
-    config = json.loads(state["stage"])
-    model = gain_model_from_config(config)
+    path = Path(args.base) / "checkpoint.pt"
+    state = load_checkpoint(path)
+    model = GainMeanScaleHyperprior.from_document(json.loads(state["stage"]), str(path))
     model.load_state_dict(final_weights(state))
     parameters = {name for name, _ in model.named_parameters()}
     if args.half:  # parameters only: buffers (scale table, bounds) keep full precision
@@ -39,26 +40,16 @@ def main() -> None:
             param.data = param.data.half().float()
     model.update(force=True)
     tensors = {k: (v.half() if args.half and k in parameters else v) for k, v in model.state_dict().items()}
-    description = {"N": config["N"], "M": config["M"], "lambdas": config["lambdas"]}
-    save_weights(DEFAULT_DIR, CODEC_WEIGHTS, "codec.json", tensors, description)
-    manifest = {
-        "base": {
-            **description,
-            "weights": CODEC_WEIGHTS,
-            "default_rate": args.rate,
-            "trained_steps": int(state["step"]),
-        }
-    }
-    with atomic_path(DEFAULT_DIR / "config.json") as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2))
+    save_weights(DEFAULT_DIR, CODEC_WEIGHTS, CODEC_CONFIG, tensors, model)
+    release = ReleaseManifest(CODEC_WEIGHTS, args.rate, int(state["step"]))
+    release.save_config(DEFAULT_DIR / RELEASE_NAME)
     # The fingerprint of record is the one a user's load computes, from the files as shipped.
-    manifest["fingerprint"] = load_codec(DEFAULT_NAME).fingerprint.hex()
+    release = replace(release, fingerprint=load_codec(DEFAULT_NAME).fingerprint.hex())
     if args.fusion:
         for name in ("fusion.safetensors", "fusion.json"):
             shutil.copyfile(Path(args.fusion) / name, DEFAULT_DIR / name)
-    with atomic_path(DEFAULT_DIR / "config.json") as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2))
-    print(f"exported step {state['step']} to {DEFAULT_DIR} (fingerprint {manifest['fingerprint']})")
+    release.save_config(DEFAULT_DIR / RELEASE_NAME)
+    print(f"exported step {state['step']} to {DEFAULT_DIR} (fingerprint {release.fingerprint})")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""docs/ARCHITECTURE.md's worked examples are code that runs: a codec, a metric and a sampler, each added as shown."""
+"""docs/ARCHITECTURE.md's worked examples are code that runs: a saved part, a codec, a metric and a sampler."""
 
 from __future__ import annotations
 
@@ -26,6 +26,19 @@ def example(section: str) -> str:
     blocks = re.findall(r"```python\n(.*?)```", body, re.S)
     assert len(blocks) == 1, f"{section}: expected one python block"
     return blocks[0]
+
+
+def test_the_config_example_saves_a_part_of_ones_own(tmp_path):
+    from dpfusion.configs import KINDS
+
+    scope: dict = {}
+    exec(example("Saved parts: one config shape"), scope)
+    try:
+        smoother = scope["Smoother"](2, width=5)
+        loaded = scope["Smoother"].load_config(smoother.save_config(tmp_path / "smoother.json"))
+        assert loaded.config == {"channels": 2, "width": 5} and loaded.conv.kernel_size == (5, 5)
+    finally:
+        KINDS.pop("example.smoother")
 
 
 def test_the_codec_example_registers_a_codec_that_round_trips(tmp_path, tiny_model_factory, tiny_image):

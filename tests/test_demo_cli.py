@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +24,8 @@ from tests.decoding import decode_base
 def _default_folder(folder: Path, with_fusion: bool) -> Path:
     model = build_tiny_model("gain-hyperprior", 0)
     model.update(force=True)
-    description = {"N": model.N, "M": model.M, "lambdas": list(model.lambdas)}
-    save_weights(folder, "codec.safetensors", "codec.json", model.state_dict(), description)
-    manifest = {"base": {**description, "weights": "codec.safetensors", "default_rate": 1.0}}
-    (folder / "config.json").write_text(json.dumps(manifest))
+    save_weights(folder, "codec.safetensors", "codec.json", model.state_dict(), model)
+    loading.ReleaseManifest("codec.safetensors", default_rate=1.0).save_config(folder / loading.RELEASE_NAME)
     if with_fusion:
         codec = loading.load_codec("default")
         fusion = LatentFusion(codec.latent_channels, channels=8, units=1, heads=2)
@@ -64,9 +61,9 @@ def test_demo_writes_table_images_and_grid(tmp_path, tiny_png, monkeypatch, caps
 
 def test_embedded_default_model_matches_its_manifest() -> None:
     """The shipped weights load, carry the fingerprint the manifest records, and round-trip exactly at tau = 1."""
-    manifest = json.loads((loading.DEFAULT_DIR / "config.json").read_text())
+    release = loading.ReleaseManifest.load_config(loading.DEFAULT_DIR / loading.RELEASE_NAME)
     model = dpfusion.load()
-    assert model.codec.fingerprint.hex() == manifest["fingerprint"]
+    assert model.codec.fingerprint.hex() == release.fingerprint
     image = np.asarray(Image.open(Path(loading.__file__).parents[1] / "assets" / "dandelion.png"))[:64, :96]
     data = model.compress(image)
     assert dpfusion.unpack(data).codec == "dpfusion-default"

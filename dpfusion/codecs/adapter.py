@@ -97,8 +97,8 @@ class CodecAdapter:
         self.quality = self._checked_quality(quality)
         self.fingerprint = weights_fingerprint(self.model)
 
-    def describe(self) -> dict[str, str]:
-        """Which codec and weights a module was trained for, as every saved file records it."""
+    def identity(self) -> dict[str, str]:
+        """Which codec and weights a module was trained for, as every saved file records it (``base``)."""
         return {"codec": self.name, "fingerprint": self.fingerprint.hex()}
 
     def _checked_quality(self, quality: float) -> float:

@@ -10,33 +10,50 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from compressai.models import MeanScaleHyperprior
 from torch import Tensor, nn
 
+from dpfusion.configs import Configurable, register_to_config
 from dpfusion.errors import DPFusionError
 
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
 
 
-class GainMeanScaleHyperprior(MeanScaleHyperprior):
+class GainMeanScaleHyperprior(Configurable, MeanScaleHyperprior):
     """MeanScaleHyperprior whose rate is picked per call by a (fractional) rate index.
 
     ``rate`` is a float in ``[0, num_rates - 1]``; integer values are the trained
     operating points, fractions interpolate between them.
     """
 
+    config_kind = "dpfusion.gain-hyperprior"
+
+    @register_to_config
     def __init__(self, N: int = 128, M: int = 192, lambdas: Sequence[float] = DEFAULT_LAMBDAS):
         super().__init__(N=N, M=M)
         self.lambdas = tuple(float(v) for v in lambdas)
         if not self.lambdas or not all(0 < v < math.inf for v in self.lambdas):
             raise ValueError(f"lambdas must be one or more positive numbers, got {list(lambdas)}")
+        self.register_to_config(lambdas=self.lambdas)
         mid = math.log(self.lambdas[len(self.lambdas) // 2])
         # Start the gains apart, roughly as high-rate theory suggests (step ~ 1/sqrt(lambda)).
         log_gain = torch.tensor([0.5 * (math.log(v) - mid) for v in self.lambdas])
         self.log_gain = nn.Parameter(log_gain[:, None].repeat(1, M))
         self.log_inv_gain = nn.Parameter(-log_gain[:, None].repeat(1, M))
+
+    @classmethod
+    def legacy_config(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Schema 1 wrote ``N``, ``M`` and ``lambdas`` beside other keys (a stage name, the default rate),
+        or, in a training run's ``config.json``, inside its ``stage``."""
+        if "N" not in data and isinstance(data.get("stage"), dict):
+            data = data["stage"]
+        try:
+            return {"N": int(data["N"]), "M": int(data["M"]), "lambdas": [float(v) for v in data["lambdas"]]}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DPFusionError(f"gain-hyperprior config lacks or mangles {exc}") from None
 
     @property
     def num_rates(self) -> int:

@@ -7,6 +7,7 @@ checkpoints are read with ``weights_only=True`` or from safetensors, so no pickl
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +16,44 @@ from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.codecs.gain_hyperprior import GainMeanScaleHyperprior
 from dpfusion.codecs.registry import codec_spec, register_codec
 from dpfusion.codecs.state import read_state_dict
+from dpfusion.configs import Configurable
 from dpfusion.errors import DPFusionError
 from dpfusion.weights_io import load_torch_file, one_line, read_json_object
 
 GAIN_ARCHITECTURE = "gain-hyperprior"
 DEFAULT_NAME = "dpfusion-default"
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "weights" / "default"
+RELEASE_NAME = "config.json"
 
 
-def gain_model_from_config(config: dict[str, Any]) -> GainMeanScaleHyperprior:
-    try:
-        return GainMeanScaleHyperprior(N=int(config["N"]), M=int(config["M"]), lambdas=config["lambdas"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DPFusionError(f"gain-hyperprior config lacks or mangles {exc}") from None
+@dataclass(frozen=True)
+class ReleaseManifest(Configurable):
+    """The embedded default's ``config.json``: which weights file is the codec and its default rate.
+
+    The codec's own config is the document beside its weights (``codec.json``), as in any run folder.
+    """
+
+    config_kind = "dpfusion.release"
+
+    weights: str
+    default_rate: float
+    trained_steps: int | None = None
+    fingerprint: str | None = None
+    """The fingerprint of record, as a user's load computes it from the files as shipped."""
+
+    @classmethod
+    def legacy_config(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Schema 1: ``{"base": {N, M, lambdas, weights, default_rate, trained_steps}, "fingerprint": ...}``;
+        its N, M and lambdas repeat ``codec.json``."""
+        base = data.get("base")
+        if not isinstance(base, dict):
+            raise DPFusionError("release config has no base codec")
+        keys = ("weights", "default_rate", "trained_steps")
+        return {**{k: base[k] for k in keys if k in base}, "fingerprint": data.get("fingerprint")}
 
 
-def _gain_model(checkpoint: Path, config: dict[str, Any]) -> GainMeanScaleHyperprior:
-    model = gain_model_from_config(config)
+def _gain_model(checkpoint: Path, config: dict[str, Any], source: str) -> GainMeanScaleHyperprior:
+    model = GainMeanScaleHyperprior.from_document(config, source)
     try:
         model.load_state_dict(read_state_dict(checkpoint))
     except (RuntimeError, KeyError, ValueError) as exc:
@@ -39,22 +61,19 @@ def _gain_model(checkpoint: Path, config: dict[str, Any]) -> GainMeanScaleHyperp
     return model.float()
 
 
-def _training_checkpoint_config(checkpoint: Path) -> dict[str, Any]:
-    """A training checkpoint carries its model description; a weights file needs NAME.json or config.json beside it."""
-    beside = checkpoint.with_suffix(".json")
-    if not beside.is_file():
-        beside = checkpoint.with_name("config.json")
+def _checkpoint_config(checkpoint: Path) -> tuple[dict[str, Any], str]:
+    """A training checkpoint carries its codec's document; a weights file needs NAME.json or config.json beside it."""
     if checkpoint.suffix != ".safetensors":
         state = load_torch_file(checkpoint)
         if isinstance(state, dict) and isinstance(state.get("stage"), str):
             try:
-                return json.loads(state["stage"])
+                return json.loads(state["stage"]), str(checkpoint)
             except json.JSONDecodeError as exc:
                 raise DPFusionError(f"{checkpoint}: invalid stage description ({exc})") from None
-    config = read_json_object(beside, "config")
-    if "N" not in config and isinstance(config.get("stage"), dict):
-        return config["stage"]  # the config.json a training run writes: {"train": ..., "stage": ...}
-    return config
+    beside = checkpoint.with_suffix(".json")
+    if not beside.is_file():
+        beside = checkpoint.with_name("config.json")
+    return read_json_object(beside, "config"), str(beside)
 
 
 @register_codec(
@@ -67,16 +86,17 @@ def _training_checkpoint_config(checkpoint: Path) -> dict[str, Any]:
 def build_default(quality: float | None, checkpoint: Path | None) -> tuple[GainMeanScaleHyperprior, float]:
     if checkpoint is not None:
         raise DPFusionError("the embedded default model takes no --checkpoint; use --model gain-hyperprior")
-    base = read_json_object(DEFAULT_DIR / "config.json", "config")["base"]
-    rate = base["default_rate"] if quality is None else quality
-    return _gain_model(DEFAULT_DIR / base["weights"], base), rate
+    release = ReleaseManifest.load_config(DEFAULT_DIR / RELEASE_NAME)
+    rate = release.default_rate if quality is None else quality
+    weights = DEFAULT_DIR / release.weights
+    return _gain_model(weights, *_checkpoint_config(weights)), rate
 
 
 @register_codec(GAIN_ARCHITECTURE, bitstream_id=1, variable_rate=True, summary="our gain hyperprior from --checkpoint")
 def build_gain(quality: float | None, checkpoint: Path | None) -> tuple[GainMeanScaleHyperprior, float]:
     if checkpoint is None:
         raise DPFusionError(f"{GAIN_ARCHITECTURE} needs --checkpoint (a training checkpoint or safetensors)")
-    return _gain_model(checkpoint, _training_checkpoint_config(checkpoint)), 0.0 if quality is None else quality
+    return _gain_model(checkpoint, *_checkpoint_config(checkpoint)), 0.0 if quality is None else quality
 
 
 def load_codec(

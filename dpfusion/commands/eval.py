@@ -13,14 +13,13 @@ from typing import Any
 
 import torch
 
-from dpfusion.api import DEFAULT_STEPS, Model, check_seed, load
-from dpfusion.codecs.registry import codec_spec
+from dpfusion.api import DEFAULT_STEPS, check_seed
 from dpfusion.commands.common import add_device, add_model, add_tau_mode
-from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.aggregate import build_results
 from dpfusion.eval.baselines import BASELINES, check_baseline, quality_list
 from dpfusion.eval.journal import Journal, journal_path
+from dpfusion.eval.models import ModelCache
 from dpfusion.eval.results_io import curves_folder, write_results
 from dpfusion.eval.scoring import DEFAULT_METRICS, Scorer
 from dpfusion.eval.setlevel import set_level_values
@@ -56,50 +55,6 @@ def seed_list(text: str) -> tuple[int, ...]:
     return values
 
 
-def _path_for(template: str | None, rate: float) -> str | None:
-    """``--fusion runs/q{rate}`` names one file per rate for fixed-rate codecs."""
-    return None if template is None else template.replace("{rate}", f"{rate:g}")
-
-
-class ModelCache:
-    """One model for a variable-rate codec; one per rate (paths may hold ``{rate}``) for fixed-rate ones."""
-
-    def __init__(self, args: argparse.Namespace):
-        if not codec_spec(args.model).variable_rate and args.rates is None:
-            raise DPFusionError(f"{args.model} is fixed-rate: give its qualities with --rates (e.g. --rates 1,3,5)")
-        self.args = args
-        self.models: dict[float, Model] = {}
-        first_rate = None if args.rates is None else args.rates[0]
-        self.device = resolve_device(args.device)
-        self.first = load(args.model, first_rate, *self._paths(args.rates), args.tau_mode, self.device)
-        self.variable = self.first.codec.variable_rate
-
-    def _paths(self, rates: tuple[float, ...] | None) -> tuple[str | None, str | None]:
-        rate = rates[0] if rates else 0.0
-        return _path_for(self.args.checkpoint, rate), _path_for(self.args.fusion, rate)
-
-    def rates(self) -> tuple[float, ...]:
-        if self.args.rates is not None:
-            if self.variable:
-                for rate in self.args.rates:
-                    self.first.codec.with_quality(rate)  # refuses a rate outside the codec's range before any work
-            return self.args.rates
-        if self.variable:
-            return tuple(float(r) for r in range(self.first.codec.model.num_rates))
-        return (self.first.codec.quality,)
-
-    def __call__(self, rate: float) -> Model:
-        if self.variable:
-            return self.first
-        if rate not in self.models:
-            if rate == self.first.codec.quality:
-                self.models[rate] = self.first
-            else:
-                paths = self._paths((rate,))
-                self.models[rate] = load(self.args.model, rate, *paths, self.args.tau_mode, self.device)
-        return self.models[rate]
-
-
 def run(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -114,7 +69,7 @@ def run(args: argparse.Namespace) -> None:
         option = f"--{name}-qualities"
         text = getattr(args, f"{name}_qualities")
         baselines[name] = quality_list(text, option) if text else baseline.qualities
-    models = ModelCache(args)
+    models = ModelCache(args.model, args.rates, args.checkpoint, args.fusion, args.tau_mode, args.device)
     spec = SweepSpec(
         rates=models.rates(),
         taus=_floats(args.taus, "--taus"),

@@ -9,175 +9,54 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 from pathlib import Path
-from typing import Any
 
-import torch
-import torch.distributed as dist
-
-from dpfusion.codecs.adapter import CodecAdapter, state_digest
-from dpfusion.codecs.gain_hyperprior import DEFAULT_LAMBDAS, GainMeanScaleHyperprior
-from dpfusion.codecs.loading import load_codec
+from dpfusion.codecs.gain_hyperprior import DEFAULT_LAMBDAS
 from dpfusion.commands.common import add_model, seed
-from dpfusion.errors import DPFusionError
-from dpfusion.fusion.checkpoint import load_fusion, save_fusion
-from dpfusion.fusion.network import LatentFusion
-from dpfusion.fusion.schedule import NoiseSchedule
-from dpfusion.fusion.synthesis_adapter import SynthesisAdapter
-from dpfusion.losses import PERCEPTUAL_LOSSES, build_perceptual_loss
-from dpfusion.train.aux_stage import MSE_WEIGHT, RATE_WEIGHT, AuxEncoderStage
-from dpfusion.train.base_stage import BaseCodecStage
-from dpfusion.train.data import CropSampler
-from dpfusion.train.export import (
-    AUX_CONFIG,
-    AUX_WEIGHTS,
-    CODEC_CONFIG,
-    CODEC_WEIGHTS,
-    final_weights,
-    load_aux_encoder,
+from dpfusion.losses import PERCEPTUAL_LOSSES
+from dpfusion.train.aux_stage import MSE_WEIGHT, RATE_WEIGHT
+from dpfusion.train.fusion_stage import LATENT_WEIGHT
+from dpfusion.train.loop import TrainConfig
+from dpfusion.train.runs import (
+    CodecChoice,
+    FusionOptions,
+    distributed,
+    is_main,
+    train_aux,
+    train_base,
+    train_config,
+    train_fusion,
 )
-from dpfusion.train.fusion_stage import LATENT_WEIGHT, FusionStage, measure_latent_scale
-from dpfusion.train.loop import TrainConfig, run_training
-from dpfusion.weights_io import save_weights
-
-STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "base": {"lr": 1e-4, "batch_size": 8, "crop": 128},
-    "aux": {},
-    "fusion": {},
-}
-"""Paper defaults (AdamW, lr 5e-5, batch 32, 256 crops) apply to aux and fusion; the base codec is ours."""
 
 
-def _train_config(args: argparse.Namespace) -> TrainConfig:
-    values: dict[str, Any] = dict(STAGE_DEFAULTS[args.stage])
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise DPFusionError(f"config file not found: {path}")
-        try:
-            values.update(json.loads(path.read_text()))
-        except json.JSONDecodeError as exc:
-            raise DPFusionError(f"{path}: invalid JSON ({exc})") from None
-    for field in dataclasses.fields(TrainConfig):
-        flag = getattr(args, field.name, None)
-        if flag is not None:
-            values[field.name] = flag
-    return TrainConfig.from_dict(values)
+def _codec(args: argparse.Namespace) -> CodecChoice:
+    return CodecChoice(args.model, args.quality, args.codec_checkpoint)
 
 
-def _init_distributed() -> None:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-
-
-def _is_main() -> bool:
-    return not dist.is_initialized() or dist.get_rank() == 0
-
-
-def _base_codec(args: argparse.Namespace) -> CodecAdapter:
-    return load_codec(args.model, args.quality, args.codec_checkpoint)
-
-
-def _run_base(args: argparse.Namespace, config: TrainConfig, sampler: CropSampler, out: Path) -> None:
-    codec = GainMeanScaleHyperprior(N=args.N, M=args.M, lambdas=args.lambdas)
-    state = run_training(BaseCodecStage(codec), sampler, config, out, resume=args.resume)
-    if _is_main():
-        description = {"N": args.N, "M": args.M, "lambdas": list(args.lambdas)}
-        codec.load_state_dict(final_weights(state))
-        codec.update(force=True)
-        save_weights(out, CODEC_WEIGHTS, CODEC_CONFIG, codec.state_dict(), description)
-
-
-def _run_aux(args: argparse.Namespace, config: TrainConfig, sampler: CropSampler, out: Path) -> None:
-    codec = _base_codec(args)
-    stage = AuxEncoderStage(codec, build_perceptual_loss(args.loss), args.rate_weight, args.mse_weight)
-    state = run_training(stage, sampler, config, out, resume=args.resume)
-    if _is_main():
-        save_weights(out, AUX_WEIGHTS, AUX_CONFIG, final_weights(state), stage.describe())
-
-
-def _initial_fusion(folder: str, codec: CodecAdapter, variant: str) -> tuple[LatentFusion, NoiseSchedule]:
-    """A trained module to fine-tune: it brings its size, latent scale and schedule, so training goes on from there.
-
-    It may come from other weights of the same codec (an earlier snapshot of a base still in
-    training): adapting it costs far fewer steps than training a module from scratch.
-    """
-    fusion, schedule = load_fusion(folder, codec, any_base=True)
-    if fusion.config["sampling"] != variant:
-        raise DPFusionError(f"--init {folder} is a {fusion.config['sampling']!r} module, not {variant!r}")
-    return fusion.train(), schedule
-
-
-def _add_adapter(fusion: LatentFusion, codec: CodecAdapter, hidden: int) -> None:
-    """Attach new synthesis-adapter blocks; an (``--init``) module's blocks are kept, or widened to ``hidden``."""
-    if hidden < 0:
-        raise DPFusionError(f"--adapter must be 0 (none) or a positive width, got {hidden}")
-    if fusion.adapter is not None:
-        if hidden not in (0, fusion.adapter.config["hidden"]):
-            fusion.attach_adapter(fusion.adapter.widened(hidden))
-        return
-    if hidden:
-        fusion.attach_adapter(SynthesisAdapter.for_synthesis(codec.model.g_s, codec.latent_channels, hidden))
-
-
-def _run_fusion(args: argparse.Namespace, config: TrainConfig, sampler: CropSampler, out: Path) -> None:
-    codec = _base_codec(args)
-    if args.variant == "direct" and args.aux:
-        raise DPFusionError("the direct variant (paper's Variant-1) trains without --aux")
-    if args.variant != "direct" and not args.aux and args.latent_weight != 0:
-        raise DPFusionError(
-            "fusion training needs --aux (the folder written by `dpfusion train aux`), or --latent-weight 0"
-        )
-    aux = load_aux_encoder(args.aux, codec) if args.aux else None
-    init = None
-    if args.init:
-        fusion, schedule = _initial_fusion(args.init, codec, args.variant)
-        init = {"folder": str(args.init), "weights": state_digest(fusion).hex()[:16]}
-    else:
-        fusion = LatentFusion(codec.latent_channels, args.channels, args.units, args.heads, sampling=args.variant)
-        schedule = NoiseSchedule(num_train_steps=args.T)
-        probe = torch.Generator().manual_seed(config.seed)
-        fusion.latent_scale.copy_(measure_latent_scale(codec, [sampler.sample(8, probe) for _ in range(4)]))
-    _add_adapter(fusion, codec, args.adapter)
-    stage = FusionStage(
-        codec,
-        aux,
-        fusion,
-        schedule,
-        build_perceptual_loss(args.loss),
-        args.latent_weight,
-        init,
-        args.image_mse_weight,
-        args.adversarial_weight,
-    )
-    state = run_training(stage, sampler, config, out, resume=args.resume)
-    if _is_main():
-        fusion.load_state_dict(final_weights(state))
-        save_fusion(out, fusion.cpu(), schedule, codec)
-
-
-RUNNERS = {"base": _run_base, "aux": _run_aux, "fusion": _run_fusion}
+def _fusion_options(args: argparse.Namespace) -> FusionOptions:
+    names = [field.name for field in dataclasses.fields(FusionOptions) if field.name != "num_train_steps"]
+    return FusionOptions(num_train_steps=args.T, **{name: getattr(args, name) for name in names})
 
 
 def run(args: argparse.Namespace) -> None:
-    _init_distributed()
-    config = _train_config(args)
-    sampler = CropSampler(args.data, config.crop)
-    out = Path(args.output)
-    torch.manual_seed(config.seed)  # the initial weights and the latent-scale probe follow --seed too
-    RUNNERS[args.stage](args, config, sampler, out)
-    if _is_main():
-        print(f"{args.stage} training done: {out}")
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    overrides = {field.name: getattr(args, field.name, None) for field in dataclasses.fields(TrainConfig)}
+    with distributed():
+        config = train_config(args.stage, args.config, overrides)
+        if args.stage == "base":
+            train_base(args.data, args.output, config, args.N, args.M, args.lambdas, resume=args.resume)
+        elif args.stage == "aux":
+            codec = _codec(args)
+            train_aux(args.data, args.output, config, codec, args.loss, args.rate_weight, args.mse_weight, args.resume)
+        else:
+            train_fusion(args.data, args.output, config, _codec(args), _fusion_options(args), resume=args.resume)
+        if is_main():
+            print(f"{args.stage} training done: {Path(args.output)}")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="folder of training images (searched recursively)")
     p.add_argument("-o", "--output", required=True, help="run folder: checkpoint, log.csv, exported weights")
-    p.add_argument("--config", help="JSON file of training options (flags override it)")
+    p.add_argument("--config", help="JSON file of training options, or a run's config.json (flags override it)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --output exactly")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +20,10 @@ import torch
 from dpfusion.api import Model
 from dpfusion.atomic import atomic_path
 from dpfusion.errors import DPFusionError
-from dpfusion.fusion.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from dpfusion.fusion.checkpoint import CONFIG_NAME, read_manifest
 from dpfusion.fusion.dial import DialCalibration
 from dpfusion.imageio import to_tensor
 from dpfusion.metrics import METRICS
-from dpfusion.weights_io import weights_files
 
 WEIGHT_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 """Blend weights scored per rate: dense near 0, where LPIPS moves fastest."""
@@ -108,14 +107,8 @@ def calibrate(curves: Sequence[BlendCurve], knots: Sequence[float] = KNOTS) -> D
 
 def store_calibration(folder: str | Path, calibration: DialCalibration, curves: Sequence[BlendCurve]) -> Path:
     """Write the calibration into the module's ``fusion.json`` (atomically) and the curves beside it."""
-    config_path, _ = weights_files(folder, WEIGHTS_NAME, CONFIG_NAME, "fusion checkpoint")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DPFusionError(f"{config_path}: not a fusion config ({exc})") from None
-    config["dial"] = calibration.to_dict()
-    with atomic_path(config_path) as tmp:
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-    with atomic_path(Path(folder) / CURVES_NAME) as tmp:
+    manifest, weights_path = read_manifest(folder)
+    config_path = replace(manifest, dial=calibration).save_config(weights_path.with_name(CONFIG_NAME))
+    with atomic_path(weights_path.with_name(CURVES_NAME)) as tmp:
         tmp.write_text(json.dumps([c.to_dict() for c in curves], indent=1) + "\n")
     return config_path

@@ -34,6 +34,7 @@ from dpfusion.eval import baselines
 from dpfusion.eval.journal import Journal, Record
 from dpfusion.eval.records import MODEL_KIND, UnitRecord, tau_key
 from dpfusion.eval.scoring import Scorer
+from dpfusion.fusion.dial import LEGACY_DIAL_VERSION
 from dpfusion.imageio import image_files, load_image, save_png
 
 
@@ -83,13 +84,15 @@ def model_signature(model: Model, taus: Sequence[float] = (0.5,)) -> str:
     if model.fusion is None:
         fusion = "none"
     else:
-        schedule = json.dumps(model.schedule.to_dict(), sort_keys=True) if model.schedule else "{}"
+        schedule = json.dumps(model.schedule.config, sort_keys=True) if model.schedule else "{}"
         fusion = state_digest(model.fusion).hex()[:16] + schedule
     dial = ""
     if model.fusion is not None and any(0.0 < t < 1.0 for t in taus):
         dial = f":tau_mode={model.tau_mode}"
         if model.tau_mode == "dial":
-            dial += ":" + hashlib.sha256(json.dumps(model.dial.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+            # hashed as schema 1 stored it, with its own version: committed journals keep their keys
+            stored = {"version": LEGACY_DIAL_VERSION, **model.dial.config}
+            dial += ":" + hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()[:16]
     return f"{codec.name}:{codec.fingerprint.hex()}:fusion={fusion}{dial}"
 
 

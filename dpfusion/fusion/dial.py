@@ -16,31 +16,31 @@ reproduction).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from dpfusion.configs import Configurable
 from dpfusion.errors import DPFusionError
-from dpfusion.fusion.checkpoint import CONFIG_NAME, WEIGHTS_NAME
-from dpfusion.weights_io import weights_files
 
 TAU_MODES = ("dial", "linear", "paper")
 DEFAULT_TAU_MODE = "dial"
-DIAL_VERSION = 1
+LEGACY_DIAL_VERSION = 1
+"""Schema 1 stored the calibration with a ``version`` of its own."""
 
 
 @dataclass(frozen=True)
-class DialCalibration:
+class DialCalibration(Configurable):
     """Per rate (the ``quality`` a file carries): the blend weight at each tau knot.
 
     An empty calibration is the linear blend. Between two calibrated rates the weights are
     interpolated linearly; outside them the nearest rate's curve is used.
     """
+
+    config_kind = "dpfusion.dial"
 
     knots: tuple[float, ...] = (0.0, 1.0)
     weights: dict[float, tuple[float, ...]] = field(default_factory=dict)
@@ -72,19 +72,21 @@ class DialCalibration:
         out = np.interp(tau, self.knots, self.curve(quality))
         return float(out) if np.ndim(out) == 0 else out.astype(np.float32)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": DIAL_VERSION,
-            "knots": list(self.knots),
-            "weights": {f"{r:g}": list(c) for r, c in sorted(self.weights.items())},
-        }
+    @property
+    def config(self) -> dict[str, Any]:
+        """JSON keys are strings: each rate is written as ``f"{rate:g}"``."""
+        return {"knots": list(self.knots), "weights": {f"{r:g}": list(c) for r, c in sorted(self.weights.items())}}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DialCalibration:
-        if data.get("version") != DIAL_VERSION:
-            raise DPFusionError(f"dial calibration version {data.get('version')!r} is not {DIAL_VERSION}")
-        weights = {float(r): tuple(float(v) for v in c) for r, c in data["weights"].items()}
-        return cls(tuple(float(k) for k in data["knots"]), weights)
+    def from_config(cls, config: dict[str, Any]) -> DialCalibration:
+        weights = {float(r): tuple(float(v) for v in c) for r, c in config["weights"].items()}
+        return cls(tuple(float(k) for k in config["knots"]), weights)
+
+    @classmethod
+    def legacy_config(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if data.get("version") != LEGACY_DIAL_VERSION:
+            raise DPFusionError(f"dial calibration version {data.get('version')!r} is not {LEGACY_DIAL_VERSION}")
+        return {key: value for key, value in data.items() if key != "version"}
 
 
 LINEAR = DialCalibration()
@@ -107,13 +109,3 @@ def blend(base: Tensor, real: Tensor, weight: float | np.ndarray) -> Tensor:
         return base
     w = torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32))[None, None].to(base)
     return base + w * (real - base)
-
-
-def load_dial(folder: str | Path) -> DialCalibration:
-    """The calibration stored in a fusion module's JSON; the linear blend when it has none."""
-    config_path, _ = weights_files(folder, WEIGHTS_NAME, CONFIG_NAME, "fusion checkpoint")
-    try:
-        stored = json.loads(config_path.read_text()).get("dial")
-        return LINEAR if stored is None else DialCalibration.from_dict(stored)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise DPFusionError(f"{config_path}: unreadable dial calibration ({exc})") from None

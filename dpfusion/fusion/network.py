@@ -16,12 +16,14 @@ module: trained with it, saved with it, applied by the decoder when tau < 1.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dpfusion.configs import Configurable, register_to_config
 from dpfusion.fusion.synthesis_adapter import SynthesisAdapter
 
 
@@ -100,9 +102,16 @@ SAMPLING_MODES = ("ddim", "direct")
 with no diffusion, its output blended with ``y_hat`` by the same tau weights."""
 
 
-class LatentFusion(nn.Module):
-    """Predicts a decodable latent from a noisy one, conditioned on the codec's ``y_hat``."""
+class LatentFusion(Configurable, nn.Module):
+    """Predicts a decodable latent from a noisy one, conditioned on the codec's ``y_hat``.
 
+    ``adapter`` is a ``SynthesisAdapter``, its document, or (as schema 1 stored it) its arguments.
+    """
+
+    config_kind = "dpfusion.fusion"
+    config_parts = {"adapter": SynthesisAdapter}
+
+    @register_to_config
     def __init__(
         self,
         latent_channels: int,
@@ -110,18 +119,12 @@ class LatentFusion(nn.Module):
         units: int = 2,
         heads: int = 4,
         sampling: str = "ddim",
-        adapter: dict[str, Any] | None = None,
+        adapter: SynthesisAdapter | Mapping[str, Any] | None = None,
     ):
         super().__init__()
         if sampling not in SAMPLING_MODES:
             raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
-        self.config = {
-            "latent_channels": latent_channels,
-            "channels": channels,
-            "units": units,
-            "heads": heads,
-            "sampling": sampling,
-        }
+        self.latent_channels, self.channels, self.sampling = latent_channels, channels, sampling
         time_dim = 4 * channels
         self.register_buffer("latent_scale", torch.ones(latent_channels))
         self.time_mlp = nn.Sequential(nn.Linear(channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
@@ -135,13 +138,15 @@ class LatentFusion(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.adapter: SynthesisAdapter | None = None
+        if isinstance(adapter, Mapping):
+            adapter = SynthesisAdapter.from_document(dict(adapter), "fusion adapter")
         if adapter is not None:
-            self.attach_adapter(SynthesisAdapter(**adapter))
+            self.attach_adapter(adapter)
 
     def attach_adapter(self, adapter: SynthesisAdapter) -> None:
         """Give the module blocks inside ``g_s`` (beyond the paper); they travel in its weights and config."""
         self.adapter = adapter
-        self.config["adapter"] = adapter.describe()
+        self.register_to_config(adapter=adapter)
 
     @property
     def scale(self) -> Tensor:
@@ -169,11 +174,8 @@ class LatentFusion(nn.Module):
         batch = y_t_n.shape[0]
         if not torch.is_tensor(t_fraction):
             t_fraction = torch.full((batch,), float(t_fraction), device=y_t_n.device)
-        emb = self.time_mlp(timestep_embedding(t_fraction.expand(batch), self.config["channels"]))
+        emb = self.time_mlp(timestep_embedding(t_fraction.expand(batch), self.channels))
         h = self.merge(torch.cat([self.main_in(y_t_n), cond.expand(batch, -1, -1, -1)], dim=1))
         for unit in self.units:
             h = unit(h, emb)
         return y_hat_n + self.out(F.silu(self.out_norm(h)))
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self.config)

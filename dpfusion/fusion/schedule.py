@@ -7,12 +7,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from dpfusion.configs import Configurable
 from dpfusion.errors import DPFusionError
 
 
 @dataclass(frozen=True)
-class NoiseSchedule:
+class NoiseSchedule(Configurable):
     """Linear betas as in DDPM; ``alpha(t)`` is the cumulative product ``prod(1 - beta_s)``."""
+
+    config_kind = "dpfusion.noise-schedule"
 
     num_train_steps: int = 1000
     beta_start: float = 1e-4
@@ -35,6 +38,3 @@ class NoiseSchedule:
             raise DPFusionError(f"steps must be in [1, {self.num_train_steps}], got {steps}")
         stride = self.num_train_steps / steps
         return [int(round((steps - 1 - i) * stride + stride - 1)) for i in range(steps)]
-
-    def to_dict(self) -> dict[str, float | int]:
-        return {"num_train_steps": self.num_train_steps, "beta_start": self.beta_start, "beta_end": self.beta_end}

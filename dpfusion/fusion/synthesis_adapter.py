@@ -10,12 +10,11 @@ bit for bit; a tau map fades them per region (resized to each block's resolution
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dpfusion.configs import Configurable, register_to_config
 from dpfusion.errors import DPFusionError
 
 
@@ -60,16 +59,19 @@ class _Block(nn.Module):
         return self.outer(F.leaky_relu(self.inner(h), 0.2))
 
 
-class SynthesisAdapter(nn.Module):
+class SynthesisAdapter(Configurable, nn.Module):
     """One residual block per intermediate resolution of a Sequential ``g_s``; starts as the identity."""
 
+    config_kind = "dpfusion.synthesis-adapter"
+
+    @register_to_config
     def __init__(self, positions: list[int], widths: list[int], hidden: int):
         super().__init__()
         if len(positions) != len(widths) or not positions:
             raise ValueError("positions and widths must be non-empty and of the same length")
         if hidden < 1:
             raise ValueError(f"hidden must be positive, got {hidden}")
-        self.config = {"positions": list(positions), "widths": list(widths), "hidden": hidden}
+        self.positions, self.widths, self.hidden = list(positions), list(widths), hidden
         self.blocks = nn.ModuleList(_Block(width, hidden) for width in widths)
 
     @classmethod
@@ -79,10 +81,10 @@ class SynthesisAdapter(nn.Module):
     def check(self, g_s: nn.Module, latent_channels: int) -> None:
         """Refuse a ``g_s`` whose resolutions or widths differ from the ones this adapter was built for."""
         positions, widths = adapter_positions(g_s, latent_channels)
-        if positions != self.config["positions"] or widths != self.config["widths"]:
+        if positions != self.positions or widths != self.widths:
             raise DPFusionError(
-                f"synthesis adapter was built for layers {self.config['positions']} of widths "
-                f"{self.config['widths']}, this g_s has {positions} of widths {widths}"
+                f"synthesis adapter was built for layers {self.positions} of widths "
+                f"{self.widths}, this g_s has {positions} of widths {widths}"
             )
 
     def forward(self, g_s: nn.Sequential, latent: Tensor, strength: Tensor | float) -> Tensor:
@@ -100,19 +102,16 @@ class SynthesisAdapter(nn.Module):
         """The same function with ``hidden`` inner channels: growing a trained adapter instead of
         retraining one. New inner filters start random, their outer weights zero, so they learn
         from the first step without changing the output."""
-        if hidden < self.config["hidden"]:
-            raise DPFusionError(f"an adapter of width {self.config['hidden']} cannot shrink to {hidden}")
-        wider = SynthesisAdapter(self.config["positions"], self.config["widths"], hidden)
-        old = self.config["hidden"]
+        if hidden < self.hidden:
+            raise DPFusionError(f"an adapter of width {self.hidden} cannot shrink to {hidden}")
+        wider = SynthesisAdapter(self.positions, self.widths, hidden)
+        old = self.hidden
         for source, target in zip(self.blocks, wider.blocks, strict=True):
             target.inner.weight[:old].copy_(source.inner.weight)
             target.inner.bias[:old].copy_(source.inner.bias)
             target.outer.weight[:, :old].copy_(source.outer.weight)
             target.outer.bias.copy_(source.outer.bias)
         return wider.to(self.blocks[0].inner.weight)
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self.config)
 
 
 def _resized(strength: Tensor | float, h: Tensor) -> Tensor | float:

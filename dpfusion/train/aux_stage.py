@@ -9,12 +9,14 @@ Loss = perceptual + rate_weight * bpp + mse_weight * MSE.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from dpfusion.codecs.adapter import CodecAdapter
+from dpfusion.configs import Configurable
 from dpfusion.train.base_stage import bits_per_pixel
 from dpfusion.train.loop import TrainingStage
 
@@ -28,6 +30,26 @@ def sample_rates(codec: CodecAdapter, batch: Tensor) -> Tensor | None:
 
 RATE_WEIGHT = 0.0  # measured on the trained base: a rate term makes the target decode worse (docs/METHOD.md)
 MSE_WEIGHT = 30.0
+
+
+@dataclass(frozen=True)
+class AuxEncoderConfig(Configurable):
+    """``aux.json``: the codec whose ``g_a`` the encoder replaces (by fingerprint) and the loss it was trained with."""
+
+    config_kind = "dpfusion.aux-encoder"
+
+    base: dict[str, str]
+    rate_weight: float = RATE_WEIGHT
+    mse_weight: float = MSE_WEIGHT
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base, dict) or not isinstance(self.base.get("fingerprint"), str):
+            raise ValueError("base must name the codec and its weights fingerprint")
+
+    @classmethod
+    def legacy_config(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Schema 1 was the stage's description: the same keys and ``"stage": "aux"``."""
+        return {key: value for key, value in data.items() if key != "stage"}
 
 
 class AuxEncoderStage(TrainingStage):
@@ -61,10 +83,5 @@ class AuxEncoderStage(TrainingStage):
         loss = perc + self.rate_weight * bpp + self.mse_weight * mse
         return loss, {"perceptual": perc.detach(), "bpp": bpp.detach(), "mse": mse.detach()}
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "stage": "aux",
-            "base": self.codec.describe(),
-            "rate_weight": self.rate_weight,
-            "mse_weight": self.mse_weight,
-        }
+    def stage_config(self) -> AuxEncoderConfig:
+        return AuxEncoderConfig(self.codec.identity(), self.rate_weight, self.mse_weight)

@@ -55,11 +55,5 @@ class BaseCodecStage(TrainingStage):
             "aux": aux.detach(),
         }
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "stage": "base",
-            "architecture": "gain-mean-scale-hyperprior",
-            "N": self.codec.N,
-            "M": self.codec.M,
-            "lambdas": list(self.codec.lambdas),
-        }
+    def stage_config(self) -> GainMeanScaleHyperprior:
+        return self.codec

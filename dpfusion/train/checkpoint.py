@@ -16,6 +16,7 @@ from dpfusion.errors import DPFusionError
 from dpfusion.weights_io import load_torch_file
 
 CHECKPOINT_NAME = "checkpoint.pt"
+RUN_CONFIG_NAME = "config.json"
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

@@ -23,7 +23,6 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, latent_channels: int, width: int = 32):
         super().__init__()
-        self.config = {"latent_channels": latent_channels, "width": width}
         self.condition = spectral_norm(nn.Conv2d(latent_channels, CONDITION_CHANNELS, 3, padding=1))
         widths = (3 + CONDITION_CHANNELS, width, 2 * width, 4 * width)
         layers: list[nn.Module] = []

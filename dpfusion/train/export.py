@@ -15,9 +15,10 @@ from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import save_fusion
 from dpfusion.fusion.network import LatentFusion
-from dpfusion.fusion.schedule import NoiseSchedule
+from dpfusion.train.aux_stage import AuxEncoderConfig
 from dpfusion.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from dpfusion.weights_io import weights_files
+from dpfusion.train.fusion_stage import FusionTraining
+from dpfusion.weights_io import one_line, weights_files
 
 AUX_WEIGHTS, AUX_CONFIG = "aux.safetensors", "aux.json"
 CODEC_WEIGHTS, CODEC_CONFIG = "codec.safetensors", "codec.json"
@@ -33,10 +34,7 @@ def final_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
 def load_aux_encoder(folder: str | Path, codec: CodecAdapter) -> nn.Module:
     """A copy of ``codec``'s ``g_a`` holding the auxiliary encoder's weights; refuses another codec's."""
     config_path, weights_path = weights_files(folder, AUX_WEIGHTS, AUX_CONFIG, "auxiliary encoder")
-    try:
-        expected = json.loads(config_path.read_text())["base"]["fingerprint"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DPFusionError(f"{config_path}: not an auxiliary encoder config ({type(exc).__name__}: {exc})") from None
+    expected = AuxEncoderConfig.load_config(config_path).base["fingerprint"]
     if expected != codec.fingerprint.hex():
         raise DPFusionError(
             f"auxiliary encoder was trained for codec weights {expected}, not {codec.fingerprint.hex()}"
@@ -45,8 +43,7 @@ def load_aux_encoder(folder: str | Path, codec: CodecAdapter) -> nn.Module:
     try:
         aux.load_state_dict({k: v.float() for k, v in load_file(str(weights_path)).items()})
     except Exception as exc:  # safetensors and load_state_dict raise several types
-        message = " ".join(str(exc).split())[:300]
-        raise DPFusionError(f"{weights_path}: does not fit the codec's g_a ({message})") from None
+        raise DPFusionError(f"{weights_path}: does not fit the codec's g_a ({one_line(exc)})") from None
     return aux.eval()
 
 
@@ -55,12 +52,13 @@ def export_fusion_checkpoint(run_dir: str | Path, out_dir: str | Path, codec: Co
 
     For a run stopped before its last step (a time-boxed GPU job): the run itself exports only at the end.
     """
-    state = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
+    path = Path(run_dir) / CHECKPOINT_NAME
+    state = load_checkpoint(path)
     try:
         stage = json.loads(state["stage"])
-        fusion = LatentFusion(**stage["fusion"])
-        schedule = NoiseSchedule(**stage["schedule"])
     except (KeyError, TypeError, ValueError) as exc:
         raise DPFusionError(f"{run_dir}: not a fusion training checkpoint ({exc})") from None
+    training = FusionTraining.from_document(stage, str(path))
+    fusion = LatentFusion.from_document(training.fusion, str(path))
     fusion.load_state_dict(final_weights(state))
-    return save_fusion(out_dir, fusion, schedule, codec, extra={"trained_steps": int(state["step"])})
+    return save_fusion(out_dir, fusion, training.schedule, codec, trained_steps=int(state["step"]))

@@ -13,12 +13,14 @@ the tau = 0 decode commit to a texture instead of averaging (beyond the paper, a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from dpfusion.codecs.adapter import CodecAdapter
+from dpfusion.configs import Configurable
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
@@ -41,6 +43,31 @@ fine-tuning that overshoots at low rates (tau = 0.3 beating tau = 0) needs the s
 the shipped module's last 2,500 steps used 0.1, then 0.2."""
 
 
+@dataclass(frozen=True)
+class FusionTraining(Configurable):
+    """What a fusion run trains: the network's document, its schedule, the codec it is for, the loss weights."""
+
+    config_kind = "dpfusion.fusion-training"
+    config_parts = {"schedule": NoiseSchedule}
+
+    base: dict[str, str]
+    fusion: dict[str, Any]
+    schedule: NoiseSchedule
+    latent_weight: float = LATENT_WEIGHT
+    image_mse_weight: float = 0.0
+    adversarial_weight: float = 0.0
+    init: dict[str, str] | None = None
+    """The trained module it started from (``--init``): its folder and weights digest."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fusion", LatentFusion.as_document(self.fusion, "fusion network"))
+
+    @classmethod
+    def legacy_config(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Schema 1 was the stage's description: the same keys, bare parts, and ``"stage": "fusion"``."""
+        return super().legacy_config({key: value for key, value in data.items() if key != "stage"})
+
+
 class FusionStage(TrainingStage):
     def __init__(
         self,
@@ -55,7 +82,7 @@ class FusionStage(TrainingStage):
         adversarial_weight: float = 0.0,
     ):
         super().__init__()
-        self.direct = fusion.config["sampling"] == "direct"
+        self.direct = fusion.sampling == "direct"
         if self.direct and aux_encoder is not None:
             raise DPFusionError("the direct variant trains without an auxiliary encoder")
         if not self.direct and aux_encoder is None and latent_weight != 0:
@@ -139,14 +166,13 @@ class FusionStage(TrainingStage):
         logs = {"critic_real": real_logits.detach().mean(), "critic_fake": fake_logits.detach().mean()}
         return critic_loss(real_logits, fake_logits), logs
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "stage": "fusion",
-            "base": self.codec.describe(),
-            "fusion": self.fusion.describe(),
-            "schedule": self.schedule.to_dict(),
-            "latent_weight": self.latent_weight,
-            "image_mse_weight": self.image_mse_weight,
-            **({"adversarial_weight": self.adversarial_weight} if self.critic is not None else {}),
-            **({"init": self.init} if self.init else {}),
-        }
+    def stage_config(self) -> FusionTraining:
+        return FusionTraining(
+            self.codec.identity(),
+            self.fusion.document(),
+            self.schedule,
+            self.latent_weight,
+            self.image_mse_weight,
+            self.adversarial_weight,
+            self.init,
+        )

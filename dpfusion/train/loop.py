@@ -29,14 +29,17 @@ from tqdm import tqdm
 
 from dpfusion.api import check_seed
 from dpfusion.atomic import atomic_path, remove_stale_temps
+from dpfusion.configs import Configurable
 from dpfusion.errors import DPFusionError
-from dpfusion.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from dpfusion.train.checkpoint import CHECKPOINT_NAME, RUN_CONFIG_NAME, load_checkpoint, save_checkpoint
 from dpfusion.train.data import CropSampler
 
 
 @dataclass
-class TrainConfig:
-    """Every knob of a run; saved in the checkpoint and in ``config.json`` beside it."""
+class TrainConfig(Configurable):
+    """Every knob of a run; saved in the run's ``config.json``."""
+
+    config_kind = "dpfusion.train"
 
     steps: int = 100_000
     batch_size: int = 32
@@ -56,7 +59,8 @@ class TrainConfig:
     device: str = "auto"
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+    def from_config(cls, values: dict[str, Any]) -> TrainConfig:
+        """Checked: a JSON file can hold any key and any type."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -116,9 +120,25 @@ class TrainingStage(nn.Module):
     def forward(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
 
-    def describe(self) -> dict[str, Any]:
-        """Plain-JSON description of the stage (model sizes, base codec), stored with weights."""
-        return {}
+    def stage_config(self) -> Configurable | None:
+        """What the stage trains, as the checkpoint and the run's ``config.json`` record it (None: nothing)."""
+        return None
+
+
+def _stage_document(stage: TrainingStage) -> dict[str, Any] | None:
+    config = stage.stage_config()
+    return None if config is None else config.document()
+
+
+@dataclass(frozen=True)
+class RunConfig(Configurable):
+    """A run folder's ``config.json``: the training options and the stage's document (of its own kind)."""
+
+    config_kind = "dpfusion.train-run"
+    config_parts = {"train": TrainConfig}
+
+    train: TrainConfig
+    stage: dict[str, Any] | None
 
 
 def resolve_device(name: str, rank: int) -> torch.device:
@@ -295,7 +315,7 @@ def _checkpoint(run: _Run) -> dict[str, Any]:
         "trainable": run.stage.trainable.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "rng": _gathered_rng(run),
-        "stage": json.dumps(run.stage.describe()),
+        "stage": json.dumps(_stage_document(run.stage)),
     }
     if run.ema is not None:
         state["ema"] = run.ema.state_dict()
@@ -353,8 +373,7 @@ class _Logs:
 
 def _write_config(run: _Run) -> None:
     run.out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(run.out_dir / "config.json") as tmp:
-        tmp.write_text(json.dumps({"train": dataclasses.asdict(run.config), "stage": run.stage.describe()}, indent=2))
+    RunConfig(run.config, _stage_document(run.stage)).save_config(run.out_dir / RUN_CONFIG_NAME)
 
 
 def _wrapped(run: _Run) -> nn.Module:

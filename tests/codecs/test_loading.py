@@ -117,9 +117,11 @@ def test_gain_safetensors_beside_a_training_config(tiny_gain_checkpoint, tiny_ga
 def test_default_codec_reads_the_shipped_folder(
     tmp_path, tiny_gain_checkpoint, tiny_gain_codec, tiny_gain_config, monkeypatch
 ) -> None:
+    # The shipped layout, in schema 1: the weights, their bare config beside them, the release manifest.
     folder = tmp_path / "default"
     folder.mkdir()
     (folder / "base.safetensors").write_bytes(tiny_gain_checkpoint.read_bytes())
+    (folder / "base.json").write_text(json.dumps(tiny_gain_config))
     config = {**tiny_gain_config, "default_rate": 1.0}
     (folder / "config.json").write_text(json.dumps({"base": {**config, "weights": "base.safetensors"}}))
     monkeypatch.setattr(loading, "DEFAULT_DIR", folder)

@@ -48,10 +48,10 @@ def _randomize(fusion: LatentFusion, seed: int = 0) -> LatentFusion:
 
 
 @pytest.fixture
-def eval_files(tmp_path: Path, tiny_gain_model, tiny_gain_config, tiny_image_factory) -> EvalFiles:
+def eval_files(tmp_path: Path, tiny_gain_model, tiny_image_factory) -> EvalFiles:
     tiny_gain_model.update(force=True)
     checkpoint = save_weights(
-        tmp_path / "codec", CODEC_WEIGHTS, CODEC_CONFIG, tiny_gain_model.state_dict(), tiny_gain_config
+        tmp_path / "codec", CODEC_WEIGHTS, CODEC_CONFIG, tiny_gain_model.state_dict(), tiny_gain_model
     )
     codec = load_codec("gain-hyperprior", 0.0, checkpoint)
     torch.manual_seed(0)

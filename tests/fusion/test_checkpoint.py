@@ -18,7 +18,7 @@ SCHEDULE = NoiseSchedule(num_train_steps=50, beta_start=2e-4, beta_end=3e-2)
 @pytest.fixture
 def saved(tmp_path, tiny_gain_codec, fusion_factory):
     fusion = fusion_factory(tiny_gain_codec.latent_channels, channels=12, heads=3, seed=2)
-    path = save_fusion(tmp_path / "run", fusion, SCHEDULE, tiny_gain_codec, extra={"note": "test"})
+    path = save_fusion(tmp_path / "run", fusion, SCHEDULE, tiny_gain_codec, trained_steps=7)
     return tmp_path / "run", path, fusion
 
 
@@ -26,13 +26,15 @@ def test_round_trip_is_exact(saved, tiny_gain_codec):
     folder, path, fusion = saved
     assert path == folder / WEIGHTS_NAME
     assert sorted(p.name for p in folder.iterdir()) == sorted([WEIGHTS_NAME, CONFIG_NAME])  # no temp files
-    config = json.loads((folder / CONFIG_NAME).read_text())
+    document = json.loads((folder / CONFIG_NAME).read_text())
+    assert document["kind"] == "dpfusion.fusion-module" and document["schema"] == 2
+    config = document["config"]
     assert config["base"] == {"codec": "gain-hyperprior", "fingerprint": tiny_gain_codec.fingerprint.hex()}
-    assert config["note"] == "test"
+    assert config["trained_steps"] == 7 and config["fusion"] == fusion.document()
     for target in (folder, path):  # the folder or the weights file
         loaded, schedule = load_fusion(target, tiny_gain_codec)
         assert schedule == SCHEDULE
-        assert loaded.describe() == fusion.describe()
+        assert loaded.config == fusion.config
         assert not loaded.training
         reference = fusion.state_dict()
         for key, value in loaded.state_dict().items():
@@ -65,18 +67,19 @@ def test_incomplete_or_damaged_checkpoints_are_refused(saved, tiny_gain_codec):
     folder, path, _ = saved
     config = (folder / CONFIG_NAME).read_text()
     (folder / CONFIG_NAME).write_text("{not json")
-    with pytest.raises(DPFusionError, match="not a fusion config"):
+    with pytest.raises(DPFusionError, match="invalid JSON"):
         load_fusion(folder, tiny_gain_codec)
     (folder / CONFIG_NAME).write_text(json.dumps({"fusion": {}}))
-    with pytest.raises(DPFusionError, match="not a fusion config"):
+    with pytest.raises(DPFusionError, match="not a valid dpfusion.fusion-module config"):
         load_fusion(folder, tiny_gain_codec)
     wrong = json.loads(config)
-    wrong["fusion"]["heads"] = 5  # does not divide the width: the network cannot be built
+    network = wrong["config"]["fusion"]["config"]
+    network["heads"] = 5  # does not divide the width: the network cannot be built
     (folder / CONFIG_NAME).write_text(json.dumps(wrong))
-    with pytest.raises(DPFusionError, match="not a fusion config"):
+    with pytest.raises(DPFusionError, match="not a valid dpfusion.fusion config"):
         load_fusion(folder, tiny_gain_codec)
-    wrong["fusion"]["channels"] = 16
-    wrong["fusion"]["heads"] = 4
+    network["channels"] = 16
+    network["heads"] = 4
     (folder / CONFIG_NAME).write_text(json.dumps(wrong))
     with pytest.raises(DPFusionError, match="do not fit"):
         load_fusion(folder, tiny_gain_codec)

@@ -10,8 +10,8 @@ import torch
 
 from dpfusion.api import Model
 from dpfusion.errors import DPFusionError
-from dpfusion.fusion.checkpoint import save_fusion
-from dpfusion.fusion.dial import LINEAR, DialCalibration, blend, load_dial, weights_for
+from dpfusion.fusion.checkpoint import load_dial, save_fusion
+from dpfusion.fusion.dial import LINEAR, DialCalibration, blend, weights_for
 from dpfusion.fusion.schedule import NoiseSchedule
 
 SCHEDULE = NoiseSchedule(num_train_steps=100)
@@ -37,8 +37,9 @@ def test_bad_calibrations_are_refused():
         DialCalibration((0.0, 0.5, 1.0), {0.0: (1.0, 0.2, 0.1)})
     with pytest.raises(DPFusionError, match="fall from 1 to 0"):
         DialCalibration((0.0, 0.5, 1.0), {0.0: (1.0, 0.2, 0.4, 0.0)})
-    with pytest.raises(DPFusionError, match="version"):
-        DialCalibration.from_dict({**CAL.to_dict(), "version": 99})
+    with pytest.raises(DPFusionError, match="version"):  # schema 1 carried a version of its own
+        DialCalibration.from_document({**CAL.config, "version": 99})
+    assert DialCalibration.from_document({**CAL.config, "version": 1}) == CAL
     with pytest.raises(DPFusionError, match="does not blend"):
         weights_for("paper", CAL, 0.5, 0.0)
 
@@ -46,12 +47,13 @@ def test_bad_calibrations_are_refused():
 def test_round_trip_through_the_module_json(tmp_path, tiny_gain_codec, fusion_factory):
     save_fusion(tmp_path, fusion_factory(tiny_gain_codec.latent_channels), SCHEDULE, tiny_gain_codec)
     assert load_dial(tmp_path) is LINEAR  # a module saved without a dial blends linearly
-    save_fusion(tmp_path, fusion_factory(tiny_gain_codec.latent_channels), SCHEDULE, tiny_gain_codec,
-                extra={"dial": CAL.to_dict()})  # fmt: skip
+    save_fusion(tmp_path, fusion_factory(tiny_gain_codec.latent_channels), SCHEDULE, tiny_gain_codec, dial=CAL)
     assert load_dial(tmp_path) == CAL
     assert load_dial(tmp_path / "fusion.safetensors") == CAL
-    (tmp_path / "fusion.json").write_text(json.dumps({"dial": {"version": 1}}))
-    with pytest.raises(DPFusionError, match="unreadable dial"):
+    document = json.loads((tmp_path / "fusion.json").read_text())
+    document["config"]["dial"] = {"version": 1}
+    (tmp_path / "fusion.json").write_text(json.dumps(document))
+    with pytest.raises(DPFusionError, match="not a valid dpfusion.dial config"):
         load_dial(tmp_path)
 
 

@@ -64,4 +64,4 @@ def test_invalid_schedules_raise(kwargs):
 
 def test_round_trip_through_a_dict():
     schedule = NoiseSchedule(num_train_steps=123, beta_start=2e-4, beta_end=3e-2)
-    assert NoiseSchedule(**schedule.to_dict()) == schedule
+    assert NoiseSchedule.from_document(schedule.document()) == schedule

@@ -131,18 +131,20 @@ def _without_adapter(model: Model):
 def test_blocks_travel_with_the_saved_module(adapted_model, tiny_image, tmp_path):
     codec = adapted_model.codec
     save_fusion(tmp_path / "run", adapted_model.fusion, SCHEDULE, codec)
-    config = json.loads((tmp_path / "run" / CONFIG_NAME).read_text())
-    assert config["fusion"]["adapter"] == {"positions": [1, 3, 5], "widths": [8, 8, 8], "hidden": 6}
+    document = json.loads((tmp_path / "run" / CONFIG_NAME).read_text())
+    adapter = document["config"]["fusion"]["config"]["adapter"]
+    assert adapter == {"kind": "dpfusion.synthesis-adapter", "schema": 2,
+                       "config": {"positions": [1, 3, 5], "widths": [8, 8, 8], "hidden": 6}}  # fmt: skip
     fusion, schedule = load_fusion(tmp_path / "run", codec)
     data = adapted_model.compress(tiny_image)
     np.testing.assert_array_equal(
         Model(codec, fusion, schedule).decompress(data, tau=0.0, steps=3), adapted_model.decompress(data, 0.0, 3)
     )
-    config["fusion"]["adapter"]["widths"] = [8, 8, 16]
-    (tmp_path / "run" / CONFIG_NAME).write_text(json.dumps(config))
+    adapter["config"]["widths"] = [8, 8, 16]
+    (tmp_path / "run" / CONFIG_NAME).write_text(json.dumps(document))
     with pytest.raises(DPFusionError, match="widths"):
         load_fusion(tmp_path / "run", codec)
-    config["fusion"]["adapter"] = {"positions": [1], "widths": [8, 8], "hidden": 6}
-    (tmp_path / "run" / CONFIG_NAME).write_text(json.dumps(config))
-    with pytest.raises(DPFusionError, match="not a fusion config"):
+    adapter["config"] = {"positions": [1], "widths": [8, 8], "hidden": 6}
+    (tmp_path / "run" / CONFIG_NAME).write_text(json.dumps(document))
+    with pytest.raises(DPFusionError, match="not a valid dpfusion.synthesis-adapter config"):
         load_fusion(tmp_path / "run", codec)

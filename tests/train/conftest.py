@@ -21,7 +21,7 @@ from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.losses import build_perceptual_loss
-from dpfusion.train.aux_stage import AuxEncoderStage
+from dpfusion.train.aux_stage import AuxEncoderConfig, AuxEncoderStage
 from dpfusion.train.data import CropSampler
 from dpfusion.train.export import AUX_CONFIG, AUX_WEIGHTS
 from dpfusion.train.fusion_stage import FusionStage, measure_latent_scale
@@ -151,9 +151,10 @@ def aux_folder_factory(tmp_path: Path) -> Callable[[CodecAdapter], Path]:
     def make(codec: CodecAdapter, name: str = "aux") -> Path:
         folder = tmp_path / name
         aux = perturbed_aux(codec)
-        config = {"stage": "aux", "base": {"codec": codec.name, "fingerprint": codec.fingerprint.hex()}}
-        save_weights(folder, AUX_WEIGHTS, AUX_CONFIG, aux.state_dict(), config)
-        assert json.loads((folder / AUX_CONFIG).read_text())["base"]["fingerprint"] == codec.fingerprint.hex()
+        save_weights(folder, AUX_WEIGHTS, AUX_CONFIG, aux.state_dict(), AuxEncoderConfig(codec.identity()))
+        written = json.loads((folder / AUX_CONFIG).read_text())
+        assert written["kind"] == "dpfusion.aux-encoder"
+        assert written["config"]["base"]["fingerprint"] == codec.fingerprint.hex()
         return folder
 
     return make

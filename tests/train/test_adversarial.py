@@ -57,7 +57,7 @@ def test_adversarial_term_joins_the_loss_and_trains_only_the_decoder(fusion_stag
     critic.backward()
     assert all(p.grad is not None for p in stage.critic.parameters())
     assert set(critic_logs) == {"critic_real", "critic_fake"}
-    assert stage.describe()["adversarial_weight"] == 0.5
+    assert stage.stage_config().adversarial_weight == 0.5
 
 
 def test_critic_learns_to_tell_real_from_decoded(fusion_stage_factory, crop_sampler, config_factory, tmp_path):
@@ -107,4 +107,4 @@ def test_the_critic_runs_at_its_own_learning_rate(fusion_stage_factory, crop_sam
 
 def test_a_non_positive_critic_rate_is_refused():
     with pytest.raises(DPFusionError, match="critic_lr_scale"):
-        TrainConfig.from_dict({"critic_lr_scale": 0.0})
+        TrainConfig.from_config({"critic_lr_scale": 0.0})

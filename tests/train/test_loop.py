@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
 import math
 from pathlib import Path
 from statistics import mean
@@ -17,7 +16,7 @@ from dpfusion.errors import DPFusionError
 from dpfusion.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from dpfusion.train.data import CropSampler
 from dpfusion.train.export import final_weights
-from dpfusion.train.loop import TrainConfig, TrainingStage, run_training
+from dpfusion.train.loop import RunConfig, TrainConfig, TrainingStage, run_training
 
 torch.set_num_threads(1)
 
@@ -80,8 +79,8 @@ def test_a_short_run_lowers_the_loss(fusion_stage_factory, crop_sampler, config_
     assert all(math.isfinite(v) for v in losses)
     assert mean(losses[-5:]) < 0.8 * mean(losses[:5]), losses
     assert state["step"] == 30 and (tmp_path / "run" / CHECKPOINT_NAME).is_file()
-    written = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert written["train"]["steps"] == 30 and written["stage"]["stage"] == "fusion"
+    written = RunConfig.load_config(tmp_path / "run" / "config.json")
+    assert written.train == config and written.stage["kind"] == "dpfusion.fusion-training"
 
 
 def test_resume_after_a_clean_stop_matches_an_uninterrupted_run(
@@ -210,9 +209,9 @@ def test_crops_are_multiples_of_the_codec_stride(fusion_stage_factory, crop_samp
 
 
 def test_train_config_validation():
-    assert TrainConfig.from_dict({"steps": 5, "crop": 128}).steps == 5
+    assert TrainConfig.from_config({"steps": 5, "crop": 128}).steps == 5
     with pytest.raises(DPFusionError, match="bogus, other") as info:
-        TrainConfig.from_dict({"steps": 5, "other": 1, "bogus": 2})
+        TrainConfig.from_config({"steps": 5, "other": 1, "bogus": 2})
     assert "\n" not in str(info.value)
     for bad in (
         {"steps": 0},
@@ -231,9 +230,9 @@ def test_train_config_validation():
         {"seed": 2**64},
     ):
         with pytest.raises(DPFusionError):
-            TrainConfig.from_dict(bad)
+            TrainConfig.from_config(bad)
     # JSON integers are fine where a float is expected.
-    coerced = TrainConfig.from_dict({"lr": 1, "ema_decay": 0})
+    coerced = TrainConfig.from_config({"lr": 1, "ema_decay": 0})
     assert coerced.lr == 1.0 and type(coerced.lr) is float and type(coerced.ema_decay) is float
 
 

@@ -110,7 +110,9 @@ def test_fusion_stage_trains_synthesis_blocks_at_full_strength(fusion_stage_fact
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fusion.adapter.parameters())
     assert all(p.grad is None for p in codec.model.parameters())
-    assert stage.describe()["image_mse_weight"] == 2.0 and "adapter" in stage.describe()["fusion"]
+    recorded = stage.stage_config()
+    assert recorded.image_mse_weight == 2.0 and recorded.fusion == fusion.document()
+    assert recorded.fusion["config"]["adapter"] == fusion.adapter.document()
 
 
 def test_measured_latent_scale(tiny_gain_codec, crop_sampler):
@@ -132,9 +134,8 @@ def test_aux_stage_logs_and_trains_only_the_copy(aux_stage_factory, crop_sampler
     assert all(p.grad is None for p in stage.base.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in stage.aux.parameters())
     assert stage.aux is not stage.base.g_a  # a copy, never the codec's own encoder
-    description = stage.describe()
-    assert description["stage"] == "aux"
-    assert description["base"]["fingerprint"] == stage.codec.fingerprint.hex()
+    recorded = stage.stage_config()
+    assert recorded.base["fingerprint"] == stage.codec.fingerprint.hex() and recorded.mse_weight == 10.0
 
 
 def test_base_stage_trains_the_codec(tiny_model_factory, crop_sampler, config_factory, tmp_path):
@@ -150,7 +151,7 @@ def test_base_stage_trains_the_codec(tiny_model_factory, crop_sampler, config_fa
     before = state_digest(codec)
     run_training(stage, crop_sampler, config_factory(steps=3), tmp_path, progress=False)
     assert state_digest(codec) != before
-    assert stage.describe()["N"] == codec.N and stage.describe()["lambdas"] == list(codec.lambdas)
+    assert stage.stage_config().config == {"N": codec.N, "M": codec.M, "lambdas": list(codec.lambdas)}
 
 
 def test_direct_variant_trains_without_aux_and_blends_linearly(tiny_codec_factory) -> None:

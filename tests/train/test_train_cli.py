@@ -16,7 +16,7 @@ from dpfusion.cli import main
 from dpfusion.codecs.adapter import state_digest
 from dpfusion.codecs.loading import load_codec
 from dpfusion.errors import DPFusionError
-from dpfusion.fusion.checkpoint import load_fusion
+from dpfusion.fusion.checkpoint import load_fusion, read_manifest
 from dpfusion.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from dpfusion.train.export import load_aux_encoder
 from tests.decoding import decode_base
@@ -68,11 +68,18 @@ def _codec(runs, quality: float = 1.0):
     return _gain_codec(runs["base"], quality)
 
 
+def _adapter(folder: Path) -> dict:
+    """The synthesis adapter's config in a fusion folder's manifest."""
+    return read_manifest(folder)[0].fusion["config"]["adapter"]["config"]
+
+
 def test_base_exports_a_loadable_codec(runs, tiny_image_factory):
     folder = runs["base"]
     for name in ("codec.safetensors", "codec.json", CHECKPOINT_NAME, "config.json", "log.csv"):
         assert (folder / name).is_file(), name
-    assert json.loads((folder / "codec.json").read_text()) == {"N": 8, "M": 12, "lambdas": [0.002, 0.01, 0.05]}
+    written = json.loads((folder / "codec.json").read_text())
+    assert written == {"kind": "dpfusion.gain-hyperprior", "schema": 2,
+                       "config": {"N": 8, "M": 12, "lambdas": [0.002, 0.01, 0.05]}}  # fmt: skip
     codec = _codec(runs)
     assert codec.model.N == 8 and codec.model.num_rates == 3 and codec.latent_channels == 12
     image = tiny_image_factory(40, 56)
@@ -95,9 +102,10 @@ def test_aux_exports_and_refuses_other_codecs(runs, gain_checkpoint_factory):
 def test_fusion_exports_a_module_that_decodes(runs, tiny_image_factory, gain_checkpoint_factory):
     folder = runs["fusion"]
     assert (folder / "fusion.safetensors").is_file() and (folder / "fusion.json").is_file()
-    config = json.loads((folder / "fusion.json").read_text())
-    assert config["fusion"] == {"latent_channels": 12, "channels": 8, "units": 1, "heads": 2, "sampling": "ddim"}
-    assert config["schedule"]["num_train_steps"] == 50
+    manifest, _ = read_manifest(folder)
+    assert manifest.fusion["config"] == {"latent_channels": 12, "channels": 8, "units": 1, "heads": 2,
+                                         "sampling": "ddim", "adapter": None}  # fmt: skip
+    assert manifest.schedule.num_train_steps == 50 and manifest.dial is None
     codec = _codec(runs)
     fusion, schedule = load_fusion(folder, codec)
     model = Model(codec, fusion, schedule)
@@ -138,8 +146,7 @@ def test_fusion_with_synthesis_blocks_exports_and_fine_tunes(runs, tmp_path, tin
     base = [str(runs["data"]), *runs["codec_args"], "--aux", str(runs["aux"]), "--loss", "mse", *FAST]
     _train("fusion", base[0], "-o", str(tmp_path / "a"), *base[1:], *FUSION_SIZE, "--adapter", "4",
            "--image-mse-weight", "2")  # fmt: skip
-    config = json.loads((tmp_path / "a" / "fusion.json").read_text())
-    assert config["fusion"]["adapter"] == {"positions": [1, 3, 5], "widths": [8, 8, 8], "hidden": 4}
+    assert _adapter(tmp_path / "a") == {"positions": [1, 3, 5], "widths": [8, 8, 8], "hidden": 4}
     codec = _codec(runs)
     fusion, schedule = load_fusion(tmp_path / "a", codec)
     assert any(b.outer.weight.abs().sum() > 0 for b in fusion.adapter.blocks)  # trained away from zero
@@ -148,12 +155,12 @@ def test_fusion_with_synthesis_blocks_exports_and_fine_tunes(runs, tmp_path, tin
     np.testing.assert_array_equal(model.decompress(data, tau=1.0), decode_base(data, codec=codec).image)
     # Blocks are added to a module trained without them; a module that has them keeps their size.
     _train("fusion", base[0], "-o", str(tmp_path / "b"), *base[1:], "--init", str(runs["fusion"]), "--adapter", "4")
-    assert json.loads((tmp_path / "b" / "fusion.json").read_text())["fusion"]["adapter"]["hidden"] == 4
+    assert _adapter(tmp_path / "b")["hidden"] == 4
     _train("fusion", base[0], "-o", str(tmp_path / "c"), *base[1:], "--init", str(tmp_path / "a"))
-    assert json.loads((tmp_path / "c" / "fusion.json").read_text())["fusion"]["adapter"]["hidden"] == 4
+    assert _adapter(tmp_path / "c")["hidden"] == 4
     # A wider --adapter grows the --init module's blocks; a narrower one is refused.
     _train("fusion", base[0], "-o", str(tmp_path / "w"), *base[1:], "--init", str(tmp_path / "a"), "--adapter", "6")
-    assert json.loads((tmp_path / "w" / "fusion.json").read_text())["fusion"]["adapter"]["hidden"] == 6
+    assert _adapter(tmp_path / "w")["hidden"] == 6
     capsys.readouterr()
     for flags, fragment in [(["--init", str(tmp_path / "a"), "--adapter", "3"], "cannot shrink to 3"),
                             (["--adapter", "-1"], "--adapter must be 0")]:  # fmt: skip
@@ -179,7 +186,7 @@ def test_config_file_is_honoured_and_flags_override_it(runs, tmp_path):
     out = tmp_path / "aux"
     _train("aux", str(runs["data"]), "-o", str(out), *runs["codec_args"], "--loss", "mse",
            "--config", str(config), "--steps", "3", "--lr", "0.001")  # fmt: skip
-    written = json.loads((out / "config.json").read_text())["train"]
+    written = json.loads((out / "config.json").read_text())["config"]["train"]["config"]
     assert written["steps"] == 3 and written["lr"] == 0.001  # flags win
     assert written["batch_size"] == 3 and written["seed"] == 7 and written["log_every"] == 2  # from the file
     assert load_checkpoint(out / CHECKPOINT_NAME)["step"] == 3
@@ -244,10 +251,12 @@ def test_damaged_aux_folder_is_refused_in_one_line(runs, tmp_path):
     with pytest.raises(DPFusionError, match="does not fit") as info:
         load_aux_encoder(folder, codec)
     assert "\n" not in str(info.value)
-    for text in ("{broken", "[]", "{}"):
+    for text, message in (("{broken", "invalid JSON"), ("[]", "a JSON object was expected"),
+                          ("{}", "not a valid dpfusion.aux-encoder config")):  # fmt: skip
         (folder / "aux.json").write_text(text)
-        with pytest.raises(DPFusionError, match="not an auxiliary encoder config"):
+        with pytest.raises(DPFusionError, match=message) as info:
             load_aux_encoder(folder, codec)
+        assert "\n" not in str(info.value)
     (folder / "aux.json").unlink()
     with pytest.raises(DPFusionError, match="not found"):
         load_aux_encoder(folder, codec)
@@ -267,7 +276,7 @@ def test_fusion_init_fine_tunes_a_trained_module(runs, tmp_path, capsys):
     assert torch.equal(started["latent_scale"], ended["latent_scale"])  # kept, not measured again
     for key, value in started.items():  # a near-zero lr: still the weights it started from
         torch.testing.assert_close(ended[key], value, rtol=0, atol=1e-6, msg=key)
-    stage = json.loads((out / "config.json").read_text())["stage"]
+    stage = json.loads((out / "config.json").read_text())["config"]["stage"]["config"]
     assert stage["init"] == {"folder": str(runs["fusion"]), "weights": state_digest(start).hex()[:16]}
     direct = [*base, "-o", str(tmp_path / "v1"), "--variant", "direct", "--init", str(runs["fusion"])]
     capsys.readouterr()

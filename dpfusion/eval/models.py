@@ -1,0 +1,64 @@
+"""The models a sweep decodes with: one for a variable-rate codec, one per rate for a fixed-rate one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dpfusion.api import Model, load
+from dpfusion.codecs.registry import codec_spec
+from dpfusion.devices import resolve_device
+from dpfusion.errors import DPFusionError
+from dpfusion.fusion.dial import DEFAULT_TAU_MODE
+
+
+def path_for(template: str | Path | None, rate: float) -> str | None:
+    """``--fusion runs/q{rate}`` names one file per rate for fixed-rate codecs."""
+    return None if template is None else str(template).replace("{rate}", f"{rate:g}")
+
+
+class ModelCache:
+    """One model for a variable-rate codec; one per rate (paths may hold ``{rate}``) for fixed-rate ones."""
+
+    def __init__(
+        self,
+        model: str,
+        rates: tuple[float, ...] | None = None,
+        checkpoint: str | Path | None = None,
+        fusion: str | Path | None = None,
+        tau_mode: str = DEFAULT_TAU_MODE,
+        device: str = "cpu",
+    ):
+        if not codec_spec(model).variable_rate and rates is None:
+            raise DPFusionError(f"{model} is fixed-rate: give its qualities with --rates (e.g. --rates 1,3,5)")
+        self.model, self.requested, self.tau_mode = model, rates, tau_mode
+        self.checkpoint, self.fusion = checkpoint, fusion
+        self.models: dict[float, Model] = {}
+        first_rate = None if rates is None else rates[0]
+        self.device = resolve_device(device)
+        self.first = load(model, first_rate, *self._paths(rates), tau_mode, self.device)
+        self.variable = self.first.codec.variable_rate
+
+    def _paths(self, rates: tuple[float, ...] | None) -> tuple[str | None, str | None]:
+        rate = rates[0] if rates else 0.0
+        return path_for(self.checkpoint, rate), path_for(self.fusion, rate)
+
+    def rates(self) -> tuple[float, ...]:
+        if self.requested is not None:
+            if self.variable:
+                for rate in self.requested:
+                    self.first.codec.with_quality(rate)  # refuses a rate outside the codec's range before any work
+            return self.requested
+        if self.variable:
+            return tuple(float(r) for r in range(self.first.codec.model.num_rates))
+        return (self.first.codec.quality,)
+
+    def __call__(self, rate: float) -> Model:
+        if self.variable:
+            return self.first
+        if rate not in self.models:
+            if rate == self.first.codec.quality:
+                self.models[rate] = self.first
+            else:
+                paths = self._paths((rate,))
+                self.models[rate] = load(self.model, rate, *paths, self.tau_mode, self.device)
+        return self.models[rate]
