@@ -118,3 +118,31 @@ def test_measured_peak_is_under_the_model(tmp_path, tiny_image_factory) -> None:
         code, peak = json.loads(run.stdout.strip().splitlines()[-1])
         assert code == 0, run.stderr
         assert peak < memory.predicted_peak(operation, 512 * 384), (operation, peak)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate memory")],
+)
+def test_an_allocation_that_fails_anyway_is_one_line(error, tiny_png, monkeypatch, capsys) -> None:
+    from dpfusion import cli
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("dpfusion.commands.compress.compress", fail)
+    assert cli.main(["compress", str(tiny_png), "-o", str(tiny_png.with_suffix(".dpf"))]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("dpfusion: error: out of memory (") and err.count("\n") == 1
+    assert not tiny_png.with_suffix(".dpf").exists()
+
+
+def test_other_runtime_errors_keep_their_traceback(tiny_png, monkeypatch) -> None:
+    from dpfusion import cli
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("dpfusion.commands.compress.compress", fail)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["compress", str(tiny_png), "-o", str(tiny_png.with_suffix(".dpf"))])
