@@ -9,21 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from dpfusion.api import DEFAULT_STEPS, check_seed
 from dpfusion.commands.common import add_device, add_model, add_tau_mode
 from dpfusion.errors import DPFusionError
-from dpfusion.eval.aggregate import build_results
 from dpfusion.eval.baselines import BASELINES, check_baseline, quality_list
-from dpfusion.eval.journal import Journal, journal_path
+from dpfusion.eval.evaluation import evaluate
 from dpfusion.eval.models import ModelCache
-from dpfusion.eval.results_io import curves_folder, write_results
+from dpfusion.eval.results_io import curves_folder
 from dpfusion.eval.scoring import DEFAULT_METRICS, Scorer
-from dpfusion.eval.setlevel import set_level_values
-from dpfusion.eval.sweep import ImageStore, Sweep, SweepSpec, list_images, model_signature
+from dpfusion.eval.sweep import SweepSpec, list_images
 from dpfusion.metrics import METRICS
 
 DEFAULT_TAUS = "0,0.3,0.5,0.8,1"
@@ -59,9 +56,6 @@ def run(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     args.rates = None if args.rates is None else _floats(args.rates, "--rates")
-    output = Path(args.output)
-    if output.suffix != ".json":
-        raise DPFusionError(f"-o must name a .json file, got {output}")
     images = list_images(args.dataset)
     baselines = {}
     for name in [b for b in args.baselines.split(",") if b and b != "none"]:
@@ -77,36 +71,13 @@ def run(args: argparse.Namespace) -> None:
         seeds=seed_list(args.seeds),
         baselines=baselines,
     )
-    if models.first.fusion is None and any(t != 1.0 for t in spec.taus):
-        raise DPFusionError("tau < 1 needs a fusion module: give --fusion, or --taus 1 for the base codec alone")
     scorer = Scorer([m for m in args.metrics.split(",") if m])
     for metric, reason in scorer.unavailable.items():
         print(f"dpfusion: metric {metric} unavailable: {reason}", file=sys.stderr)
-    journal = Journal(journal_path(output), fresh=args.fresh)
-    store = ImageStore(output.with_name(f"{output.stem}.images"))
-    sweep = Sweep(images, spec, scorer, journal, models, store, progress=not args.quiet)
-    records = sweep.run()
-    set_values, set_errors = set_level_values(sweep, progress=not args.quiet)
-    settings: dict[str, Any] = {
-        "dataset": str(args.dataset),
-        "images": [image.name for image in images],
-        "model": models.first.codec.name,
-        "checkpoint": args.checkpoint,
-        "fusion": args.fusion,
-        "tau_mode": args.tau_mode,
-        "signatures": {format(rate, "g"): model_signature(models(rate), spec.taus) for rate in spec.rates},
-        "rates": list(spec.rates),
-        "taus": list(spec.taus),
-        "steps": list(spec.steps),
-        "seeds": list(spec.seeds),
-        "baselines": {k: list(v) for k, v in baselines.items()},
-        "metrics": scorer.requested,
-        "bpp": "8 * bytes of the complete file / pixels",
-        "decoding_time": "seconds per image per tau (one batched decode of all tau, divided by their number)",
-    }
-    labels = {name: BASELINES[name].label for name in baselines}
-    results = build_results(records, settings, scorer.info(), set_values, models.first.codec.name, labels, set_errors)
-    written = write_results(results, output)
+    output = Path(args.output)
+    results, written = evaluate(
+        args.dataset, images, spec, scorer, models, output, fresh=args.fresh, progress=not args.quiet
+    )
     print(f"{output}: {len(results.curves)} curves, {len(results.per_image)} per-image rows")
     print(f"{curves_folder(output)}/: one CompressAI-style file per curve; {written[-1]}: per-image CSV")
 
