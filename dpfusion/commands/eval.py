@@ -15,7 +15,7 @@ import torch
 
 from dpfusion.api import DEFAULT_STEPS, Model, check_seed, load
 from dpfusion.codecs.registry import codec_spec
-from dpfusion.commands.common import add_device, add_model, add_tau_mode
+from dpfusion.commands.common import add_device, add_model, add_sampler, add_tau_mode
 from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.aggregate import build_results
@@ -71,7 +71,7 @@ class ModelCache:
         self.models: dict[float, Model] = {}
         first_rate = None if args.rates is None else args.rates[0]
         self.device = resolve_device(args.device)
-        self.first = load(args.model, first_rate, *self._paths(args.rates), args.tau_mode, self.device)
+        self.first = load(args.model, first_rate, *self._paths(args.rates), args.tau_mode, self.device, args.sampler)
         self.variable = self.first.codec.variable_rate
 
     def _paths(self, rates: tuple[float, ...] | None) -> tuple[str | None, str | None]:
@@ -96,7 +96,8 @@ class ModelCache:
                 self.models[rate] = self.first
             else:
                 paths = self._paths((rate,))
-                self.models[rate] = load(self.args.model, rate, *paths, self.args.tau_mode, self.device)
+                args = self.args
+                self.models[rate] = load(args.model, rate, *paths, args.tau_mode, self.device, args.sampler)
         return self.models[rate]
 
 
@@ -139,6 +140,7 @@ def run(args: argparse.Namespace) -> None:
         "checkpoint": args.checkpoint,
         "fusion": args.fusion,
         "tau_mode": args.tau_mode,
+        "sampler": args.sampler,
         "signatures": {format(rate, "g"): model_signature(models(rate), spec.taus) for rate in spec.rates},
         "rates": list(spec.rates),
         "taus": list(spec.taus),
@@ -172,6 +174,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="codec weights; {rate} in the path is replaced per rate for fixed-rate codecs")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
     add_tau_mode(p)
+    add_sampler(p)
     add_device(p)
     p.add_argument("--rates", help="comma list of rate indices / zoo qualities (default: every rate of the codec)")
     p.add_argument("--taus", default=DEFAULT_TAUS, help=f"comma list of tau (default {DEFAULT_TAUS})")
