@@ -156,3 +156,6 @@ def test_sampler_flag_reaches_the_decoder(setup, tmp_path, capsys):
     assert "sampler x0" in capsys.readouterr().out
     assert main(["decompress", str(dpf), "--tau", "0", *args, "--sampler", "euler"]) == 1
     _one_line_error(capsys, "--sampler")
+    # --compile (a module without adapter blocks has nothing to compile): the same bytes
+    assert main(["decompress", str(dpf), "--tau", "0", "-o", str(tmp_path / "c.png"), *args, "--compile"]) == 0
+    assert (tmp_path / "c.png").read_bytes() == outputs["ddim3"]

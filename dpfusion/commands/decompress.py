@@ -12,7 +12,15 @@ from PIL import Image
 
 from dpfusion.api import DEFAULT_STEPS
 from dpfusion.atomic import output_target
-from dpfusion.commands.common import add_device, add_sampler, add_tau_mode, open_for_decoding, seed, unit_float
+from dpfusion.commands.common import (
+    add_compile,
+    add_device,
+    add_sampler,
+    add_tau_mode,
+    open_for_decoding,
+    seed,
+    unit_float,
+)
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import TauSpec
 from dpfusion.imageio import load_image, save_pngs
@@ -95,4 +103,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_tau_mode(p)
     add_sampler(p)
     add_device(p)
+    add_compile(p)
     p.set_defaults(run=run)
