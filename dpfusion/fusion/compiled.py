@@ -20,13 +20,16 @@ from torch import Tensor
 
 from dpfusion.fusion.synthesis_adapter import SynthesisAdapter
 
+_LOCK = threading.Lock()
+"""dynamo is not meant to compile in two threads at once; one lock for every compiled module (a module-level
+lock also leaves the modules copyable)."""
+
 
 class CompiledOrEager:
     """``eager``, run through ``torch.compile`` while that works; gradients always take the eager path."""
 
     def __init__(self, eager: Callable[..., Tensor]) -> None:
         self.eager = eager
-        self._lock = threading.Lock()  # dynamo's compilation is not meant to run in two threads at once
         self._compiled: Callable[..., Tensor] | None = None
         try:
             self._compiled = torch.compile(eager, dynamic=False)
@@ -35,7 +38,7 @@ class CompiledOrEager:
 
     def __call__(self, *args: object) -> Tensor:
         if self._compiled is not None and not torch.is_grad_enabled():
-            with self._lock:
+            with _LOCK:
                 try:
                     return self._compiled(*args)
                 except Exception as exc:  # noqa: BLE001 - as above; eager raises again if the input is at fault
