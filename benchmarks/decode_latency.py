@@ -140,9 +140,7 @@ def _paths(model: Model, data: bytes, compiled: bool) -> dict[str, Callable[[], 
     zero = tau_to_latent_grid(0.0, size, tuple(y_hat.shape[2:]), codec.stride)
     condition = condition_of(fusion, y_hat)
     encoded = Encoded(session.file.strings, size)
-
     sampler = sampler_for(fusion, model.schedule, 1)
-
     return _decodes(model, data, compiled) | {
         "session: open (parse + entropy)": lambda: model.open(data),
         "session: new tau (dial)": lambda: session.render(next(taus)),

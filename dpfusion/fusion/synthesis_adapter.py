@@ -89,7 +89,7 @@ class SynthesisAdapter(nn.Module):
     def forward(self, g_s: nn.Sequential, latent: Tensor, strength: Tensor | float) -> Tensor:
         """``g_s(latent)`` with each block's output added at ``strength`` (a number or a (B, 1, h, w) map)."""
         blocks = dict(zip(self.config["positions"], self.blocks, strict=True))
-        # At full strength (tau = 0) without gradients the block's output is added in place, unscaled:
+        # At full strength (the number 1: tau = 0) without gradients each block's output is added in place, unscaled:
         # ``h + 1.0 * a`` is ``h + a`` bit for bit, and it saves two full-size tensors per block.
         whole = not torch.is_grad_enabled() and _is_one(strength)
         h = latent
@@ -120,7 +120,8 @@ class SynthesisAdapter(nn.Module):
 
 
 def _is_one(strength: Tensor | float) -> bool:
-    return bool(strength == 1.0) if not torch.is_tensor(strength) or strength.numel() == 1 else False
+    """A strength of the number 1 (a tensor is never asked: its value may sit on another device)."""
+    return not torch.is_tensor(strength) and float(strength) == 1.0
 
 
 def _resized(strength: Tensor | float, h: Tensor) -> Tensor | float:
