@@ -1,16 +1,21 @@
 """Decode latency of every decoding path against the base decode, measured side by side in one run.
 
-    python benchmarks/decode_latency.py [--image KODAK.png] [--rate 3] [--threads 2] [--repeats 5]
+    python benchmarks/decode_latency.py [--image KODAK.png] [--rate 3] [--threads 2] [--repeats 5] [--compile]
 
 One bitstream (kodim23 at rate 3 by default) decoded by: the base codec (tau = 1), the default
-tau = 0 decode, 1 and 10 steps, the synthesis adapter on and off, the x0 sampler, and a decode
-session re-rendering a new tau once both ends are cached (dial and paper modes); then the parts
-of a tau = 0 decode (entropy decoding, g_s, g_s with the adapter's blocks, the condition branch,
-the fusion network per step count). Paths run round-robin, one call each per round, the first
-round discarded: the ratios to the base decode are side by side, not minutes apart. Then the
-peak resident memory of a full tau = 0 decode of a 2048x2048 image, in a child process.
+tau = 0 decode (1 step), 10 steps, the synthesis adapter on and off, each kept CPU speed-up
+switched off (the tau = 0 decode as it was before them: the plain g_s decoded too and blended at
+weight 1, the adapter's blocks added out of place), one CPU thread, and with ``--compile`` the
+optional torch.compile of the adapted g_s (compiled in the discarded first round); a decode
+session re-rendering a new tau once both ends are cached; then the parts of a tau = 0 decode
+(entropy decoding, g_s, g_s with the adapter's blocks, the condition branch, one fusion step).
+Paths run round-robin, one call each per round, the first round discarded: each round's ratio to
+that round's base decode is side by side, not minutes apart; the table gives the median time, the
+median ratio and the ratios' range over the rounds. Then the peak resident memory of a full
+tau = 0 decode of a 2048x2048 image, in a child process.
 Timings depend on the weights' sizes only, so a randomly initialised fusion module of the
-default size is used when none is given (it says so).
+default size is used when none is given (it says so). ``benchmarks/decode_profile.py`` splits
+the default decode by part with cProfile.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
@@ -56,58 +63,114 @@ def _model(args: argparse.Namespace) -> tuple[Model, str]:
     return Model(model.codec, fusion, NoiseSchedule()), "random weights, default size"
 
 
-def _variants(model: Model) -> dict[str, Model]:
-    """The same weights decoded other ways: without the synthesis adapter, with the x0 sampler, eq. 4."""
-    bare = copy.copy(model.fusion)
-    bare._modules = {**model.fusion._modules, "adapter": None}  # the module without its blocks in g_s
-    return {
-        "no adapter": Model(model.codec, bare, model.schedule, model.tau_mode, model.dial),
-        "x0": Model(model.codec, model.fusion, model.schedule, model.tau_mode, model.dial, sampler="x0"),
-        "paper": Model(model.codec, model.fusion, model.schedule, "paper", model.dial),
+class _OutOfPlaceAdapter(nn.Module):
+    """The adapter's blocks as they ran before the in-place speed-up: ``h + s * A(h)``, a new tensor each time."""
+
+    def __init__(self, adapter: nn.Module):
+        super().__init__()
+        self.adapter = adapter
+
+    def forward(self, g_s: nn.Sequential, latent: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        blocks = dict(zip(self.adapter.config["positions"], self.adapter.blocks, strict=True))
+        h = latent
+        for index, child in enumerate(g_s):
+            h = child(h)
+            if index in blocks:
+                block = blocks[index]
+                h = h + strength * block.outer(F.leaky_relu(block.inner(h), 0.2))
+        return h
+
+
+def _with_adapter(model: Model, adapter: nn.Module | None, **changes: object) -> Model:
+    """The same weights with another adapter (None: without its blocks in g_s) and other Model fields."""
+    fusion = copy.copy(model.fusion)
+    fusion._modules = {**model.fusion._modules, "adapter": adapter}
+    fields = {"tau_mode": model.tau_mode, "dial": model.dial, "sampler": model.sampler, **changes}
+    return Model(model.codec, fusion, model.schedule, **fields)
+
+
+def _variants(model: Model, compiled: bool) -> dict[str, Model]:
+    """The same weights decoded other ways: without the synthesis adapter, as before the speed-ups, compiled."""
+    adapter = model.fusion.adapter
+    variants = {
+        "no adapter": _with_adapter(model, None),
+        "out of place": _with_adapter(model, None if adapter is None else _OutOfPlaceAdapter(adapter)),
     }
+    if compiled:
+        variants["compiled"] = _with_adapter(model, copy.deepcopy(adapter)).compile()
+    return variants
 
 
-def _paths(model: Model, data: bytes) -> dict[str, Callable[[], object]]:
-    variants = _variants(model)
-    session, paper = model.open(data), variants["paper"].open(data)
-    session.render(0.0)
+def _one_thread(fn: Callable[[], object]) -> Callable[[], object]:
+    def run() -> object:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn()
+        finally:
+            torch.set_num_threads(threads)
+
+    return run
+
+
+def _decodes(model: Model, data: bytes, compiled: bool) -> dict[str, Callable[[], object]]:
+    """Whole decodes, each from the bytes: what a user waits for."""
+    variants = _variants(model, compiled)
+    paths = {
+        "base decode (tau = 1)": lambda: model.decompress(data, 1.0),
+        f"tau = 0, {DEFAULT_STEPS} step (default)": lambda: model.decompress(data, 0.0),
+        "tau = 0, 10 steps": lambda: model.decompress(data, 0.0, steps=10),
+        "tau = 0, adapter off": lambda: variants["no adapter"].decompress(data, 0.0),
+        "off: tau = 0 alone (+ plain g_s)": lambda: model.decompress_many(data, [0.0, 1.0]),
+        "off: in-place adapter": lambda: variants["out of place"].decompress(data, 0.0),
+        "off: both (the decode before)": lambda: variants["out of place"].decompress_many(data, [0.0, 1.0]),
+        "base decode, 1 thread": _one_thread(lambda: model.decompress(data, 1.0)),
+        "tau = 0, 1 thread": _one_thread(lambda: model.decompress(data, 0.0)),
+    }
+    if compiled:
+        paths["tau = 0, compiled adapter (optional)"] = lambda: variants["compiled"].decompress(data, 0.0)
+    return paths
+
+
+def _paths(model: Model, data: bytes, compiled: bool) -> dict[str, Callable[[], object]]:
+    session = model.open(data)
+    session.render_many([0.0, 1.0])
     taus = itertools.cycle(np.linspace(0.05, 0.95, 19).tolist())
     codec, fusion, y_hat, size = session.codec, model.fusion, session.y_hat, session.image_size
     zero = tau_to_latent_grid(0.0, size, tuple(y_hat.shape[2:]), codec.stride)
     condition = condition_of(fusion, y_hat)
     encoded = Encoded(session.file.strings, size)
-
-    def fusion_steps(steps: int) -> Callable[[], object]:
-        sampler = sampler_for(fusion, model.schedule, steps)
-        return lambda: fuse_latents(fusion, y_hat, [zero], sampler, 0, condition=condition)
-
-    return {
-        "base decode (tau = 1)": lambda: model.decompress(data, 1.0),
-        f"tau = 0, {DEFAULT_STEPS} step (default)": lambda: model.decompress(data, 0.0),
-        "tau = 0, 10 steps": lambda: model.decompress(data, 0.0, steps=10),
-        "tau = 0, adapter off": lambda: variants["no adapter"].decompress(data, 0.0),
-        "tau = 0, x0 sampler": lambda: variants["x0"].decompress(data, 0.0),
+    sampler = sampler_for(fusion, model.schedule, 1)
+    return _decodes(model, data, compiled) | {
         "session: open (parse + entropy)": lambda: model.open(data),
         "session: new tau (dial)": lambda: session.render(next(taus)),
-        "session: new tau (paper)": lambda: paper.render(next(taus)),
         "part: entropy decoding": lambda: codec.decode_latent(encoded),
         "part: g_s": lambda: codec.synthesize(y_hat, size),
         "part: g_s + adapter (tau = 0)": lambda: synthesize_fused(codec, fusion, y_hat, zero, size),
         "part: condition branch": lambda: condition_of(fusion, y_hat),
-        "part: fusion network, 1 step": fusion_steps(1),
-        "part: fusion network, 10 steps": fusion_steps(10),
+        "part: fusion network, 1 step": lambda: fuse_latents(fusion, y_hat, [zero], sampler, 0, condition=condition),
     }
 
 
-def _side_by_side(paths: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+def _side_by_side(paths: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds per round of every path; the first round (which warms caches, allocators and compiles) is dropped."""
     times: dict[str, list[float]] = {name: [] for name in paths}
     for round_ in range(repeats + 1):
         for name, fn in paths.items():
             started = time.perf_counter()
             fn()
-            if round_:  # the first round warms caches and allocators
+            if round_:
                 times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def _report(times: dict[str, list[float]], base_name: str) -> None:
+    base = times[base_name]
+    print(f"{'path':<40}{'time ms':>10}{'/ base':>9}{'range of / base':>20}")
+    for name, values in times.items():
+        ratios = [value / b for value, b in zip(values, base, strict=True)]
+        spread = f"{min(ratios):.2f} - {max(ratios):.2f}"
+        print(f"{name:<40}{statistics.median(values) * 1e3:>10.1f}{statistics.median(ratios):>9.2f}{spread:>20}")
 
 
 def _peak_memory_child(args: argparse.Namespace) -> None:
@@ -135,6 +198,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=3.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--compile", action="store_true", help="also time the optional torch.compile path")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -150,11 +214,9 @@ def main() -> None:
         f"rate {args.rate:g}, fusion: {origin}, torch threads {torch.get_num_threads()}, "
         f"median of {args.repeats} round-robin rounds"
     )
-    times = _side_by_side(_paths(model, data), args.repeats)
-    base = times["base decode (tau = 1)"]
-    print(f"{'path':<36}{'time ms':>10}{'/ base':>9}")
-    for name, seconds in times.items():
-        print(f"{name:<36}{seconds * 1e3:>10.1f}{seconds / base:>9.2f}")
+    started = time.perf_counter()
+    _report(_side_by_side(_paths(model, data, args.compile), args.repeats), "base decode (tau = 1)")
+    print(f"timing took {time.perf_counter() - started:.0f} s")
     if not args.skip_memory:
         _memory(args)
 

@@ -16,6 +16,7 @@ from dpfusion.container import compress
 from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_dial, load_fusion
+from dpfusion.fusion.compiled import compile_adapter
 from dpfusion.fusion.decoding import DEFAULT_STEPS, MAX_SEED, TauSpec, check_seed
 from dpfusion.fusion.dial import DEFAULT_TAU_MODE, LINEAR, TAU_MODES, DialCalibration
 from dpfusion.fusion.network import LatentFusion
@@ -68,6 +69,13 @@ class Model:
             self.fusion.to(self.device)
         return self
 
+    def compile(self) -> Model:
+        """Compile ``g_s`` with the synthesis adapter's blocks (tau < 1) with ``torch.compile``; optional,
+        falls back to eager where compilation is unavailable (see :mod:`dpfusion.fusion.compiled`)."""
+        if self.fusion is not None and self.fusion.adapter is not None:
+            compile_adapter(self.fusion.adapter)
+        return self
+
     def open(self, data: bytes, keep_ends: int = KEPT_REALISTIC_ENDS) -> DecodeSession:
         """Parse, check and entropy-decode a .dpf once; the session renders any tau, steps and seed from it
         (``keep_ends`` tau = 0 images, one per steps and seed, stay cached)."""
@@ -93,14 +101,17 @@ def load(
     tau_mode: str = DEFAULT_TAU_MODE,
     device: str | torch.device = "cpu",
     sampler: str | None = None,
+    compile: bool = False,
 ) -> Model:
     """Load a base codec and its fusion module (the embedded one for the default model) with its dial;
-    ``device`` runs the decoder there (see :meth:`Model.to`)."""
+    ``device`` runs the decoder there (see :meth:`Model.to`), ``compile`` see :meth:`Model.compile`."""
     device = resolve_device(device)
     codec = load_codec(name, quality, checkpoint)
     if fusion is None and codec.name == DEFAULT_NAME and (loading.DEFAULT_DIR / "fusion.json").is_file():
         fusion = loading.DEFAULT_DIR
     if fusion is None:
-        return Model(codec, tau_mode=tau_mode, sampler=sampler).to(device)
-    module, schedule = load_fusion(fusion, codec)
-    return Model(codec, module, schedule, tau_mode, load_dial(fusion), sampler=sampler).to(device)
+        model = Model(codec, tau_mode=tau_mode, sampler=sampler).to(device)
+    else:
+        module, schedule = load_fusion(fusion, codec)
+        model = Model(codec, module, schedule, tau_mode, load_dial(fusion), sampler=sampler).to(device)
+    return model.compile() if compile else model

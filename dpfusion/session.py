@@ -34,7 +34,7 @@ from dpfusion.fusion.decoding import (
     synthesize_fused,
     tau_to_latent_grid,
 )
-from dpfusion.fusion.dial import blend, weights_for
+from dpfusion.fusion.dial import blend, is_whole, weights_for
 from dpfusion.fusion.samplers import sampler_for
 from dpfusion.imageio import to_uint8
 
@@ -91,7 +91,8 @@ class DecodeSession:
             if self.model.tau_mode == "paper":
                 return self._paper(checked, steps, seed, progress)
             weights = [weights_for(self.model.tau_mode, self.model.dial, t, self.file.quality) for t in checked]
-            base = self._base_image()
+            # Each end is decoded only when some tau needs it: tau = 0 alone never runs the plain g_s.
+            base = None if all(is_whole(w) for w in weights) else self._base_image()
             if not any(np.any(w) for w in weights):
                 return [base for _ in weights]
             real = self._realistic_image(steps, seed, progress)

@@ -142,3 +142,20 @@ def test_a_failure_on_the_second_output_leaves_no_first(setup, tmp_path, capsys,
     assert main(["decompress", str(dpf), "--tau", "0,1", *args]) == 1
     _one_line_error(capsys, "x_tau1.00.png: No space left on device")
     assert len(saves) == 2 and not list(tmp_path.glob("x_tau*"))
+
+
+def test_sampler_flag_reaches_the_decoder(setup, tmp_path, capsys):
+    """x0 is the 1-step tau-DDIM whatever --steps says, so with 3 steps it differs from ddim and equals 1 step."""
+    dpf, args, _, _ = setup
+    outputs = {}
+    for label, extra in {"ddim3": ["--sampler", "ddim"], "x0": ["--sampler", "x0"], "ddim1": ["--steps", "1"]}.items():
+        out = tmp_path / f"{label}.png"
+        assert main(["decompress", str(dpf), "--tau", "0", "-o", str(out), *args, *extra]) == 0
+        outputs[label] = out.read_bytes()
+    assert outputs["x0"] == outputs["ddim1"] != outputs["ddim3"]
+    assert "sampler x0" in capsys.readouterr().out
+    assert main(["decompress", str(dpf), "--tau", "0", *args, "--sampler", "euler"]) == 1
+    _one_line_error(capsys, "--sampler")
+    # --compile (a module without adapter blocks has nothing to compile): the same bytes
+    assert main(["decompress", str(dpf), "--tau", "0", "-o", str(tmp_path / "c.png"), *args, "--compile"]) == 0
+    assert (tmp_path / "c.png").read_bytes() == outputs["ddim3"]

@@ -85,8 +85,8 @@ def _one_shot(model: Model, data: bytes, taus: list, steps: int, seed: int) -> l
     images = []
     for tau in taus:
         w = model.dial.weight(tau, file.quality) if model.tau_mode == "dial" else 1.0 - np.asarray(tau, np.float32)
-        if not np.any(w):
-            images.append(to_uint8(base))
+        if not np.any(w) or np.all(w == 1.0):  # the ends themselves, not blends that round
+            images.append(to_uint8(base if not np.any(w) else real))
             continue
         w = torch.from_numpy(np.asarray(w, np.float32)).reshape(1, 1, *np.shape(w)) if np.ndim(w) else float(w)
         images.append(to_uint8(base + w * (real - base)))
@@ -159,6 +159,18 @@ def test_re_rendering_never_parses_or_entropy_decodes(models, tiny_image, monkey
     # dial: both ends cached, a new tau is a blend (the new seed decodes one more tau = 0); paper: eq. 4 per tau
     assert forwards.calls == (6 if mode == "dial" else 3 * 5)
     np.testing.assert_array_equal(session.render(0.0, steps=3), first)
+
+
+@pytest.mark.parametrize("mode", ["dial", "linear"])
+def test_tau_zero_alone_never_decodes_the_base_image(models, tiny_image, monkeypatch, mode):
+    import dpfusion.codecs.adapter as adapter
+
+    session = models[mode].open(models[mode].compress(tiny_image))
+    synthesis = _Counter(monkeypatch, adapter.CodecAdapter, "synthesize")
+    session.render(0.0)
+    assert synthesis.calls == 1  # the adapted g_s of the realistic end, no plain g_s for a blend of weight 1
+    session.render(0.5)
+    assert synthesis.calls == 2  # now the base is needed, once
 
 
 def test_progress_reports_every_sampler_step(models, tiny_image):

@@ -14,6 +14,7 @@ from dpfusion.container import parse_for_decoding
 from dpfusion.devices import DEVICE_CHOICES, resolve_device
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.dial import DEFAULT_TAU_MODE, TAU_MODES
+from dpfusion.fusion.samplers import SAMPLERS
 
 
 def read_bytes(path: str) -> bytes:
@@ -56,7 +57,9 @@ def open_for_decoding(args: argparse.Namespace) -> tuple[bytes, DpfFile, Model]:
     if args.steps < 1:
         raise DPFusionError(f"--steps must be >= 1, got {args.steps}")
     device = resolve_device(args.device)
-    return data, file, load(file.codec, file.quality, args.checkpoint, args.fusion, args.tau_mode, device)
+    model = load(file.codec, file.quality, args.checkpoint, args.fusion, args.tau_mode, device, args.sampler)
+    model = model.compile() if args.compile else model
+    return data, file, model
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
@@ -83,4 +86,24 @@ def add_tau_mode(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TAU_MODE,
         help="dial: the calibrated blend of the tau = 1 and tau = 0 images (default); linear: the plain blend;"
         " paper: eq. 4's latent fusion at that tau",
+    )
+
+
+def add_sampler(parser: argparse.ArgumentParser) -> None:
+    """``--sampler``: a registered sampler (``dpfusion.fusion.samplers``); the registry, not this list, says which."""
+    parser.add_argument(
+        "--sampler",
+        choices=sorted(SAMPLERS),
+        help="how the fusion module samples (default: the sampler it was trained for; ddim is eq. 4, "
+        "x0 one clean-latent prediction, direct the paper's Variant 1)",
+    )
+
+
+def add_compile(parser: argparse.ArgumentParser) -> None:
+    """``--compile``: torch.compile the adapted ``g_s`` (``dpfusion.fusion.compiled``); off by default."""
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile g_s with the adapter's blocks (tau < 1): about a minute per image size, then faster"
+        " decodes; falls back to eager where unavailable",
     )

@@ -12,7 +12,15 @@ from PIL import Image
 
 from dpfusion.api import DEFAULT_STEPS
 from dpfusion.atomic import output_target
-from dpfusion.commands.common import add_device, add_tau_mode, open_for_decoding, seed, unit_float
+from dpfusion.commands.common import (
+    add_compile,
+    add_device,
+    add_sampler,
+    add_tau_mode,
+    open_for_decoding,
+    seed,
+    unit_float,
+)
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.decoding import TauSpec
 from dpfusion.imageio import load_image, save_pngs
@@ -76,7 +84,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"{path}: {file.width}x{file.height}, tau={label}")
     print(
         f"decoded {len(images)} image(s) in {elapsed:.2f} s ({args.steps} steps, seed {args.seed}, "
-        f"tau mode {args.tau_mode})"
+        f"tau mode {args.tau_mode}, sampler {args.sampler or 'the trained one'})"
     )
 
 
@@ -93,5 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="local weights of the codec that wrote the file")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
     add_tau_mode(p)
+    add_sampler(p)
     add_device(p)
+    add_compile(p)
     p.set_defaults(run=run)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from dpfusion.api import DEFAULT_STEPS
-from dpfusion.commands.common import add_device, add_tau_mode, open_for_decoding, seed
+from dpfusion.commands.common import add_compile, add_device, add_sampler, add_tau_mode, open_for_decoding, seed
 from dpfusion.commands.decompress import tau_list
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.grid import parse_crop, tau_grid
@@ -73,5 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="local weights of the codec that wrote the file")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
     add_tau_mode(p)
+    add_sampler(p)
     add_device(p)
+    add_compile(p)
     p.set_defaults(run=run_grid)

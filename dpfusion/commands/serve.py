@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dpfusion.api import load
-from dpfusion.commands.common import add_device, add_model
+from dpfusion.commands.common import add_compile, add_device, add_model, add_sampler
 from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
 
@@ -28,7 +28,9 @@ def run(args: argparse.Namespace) -> None:
     if not sample.is_file():
         raise DPFusionError(f"sample image not found: {sample}")
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1e6), max_pixels=args.max_pixels, queue_size=args.queue)
-    model = load(args.model, args.quality, args.checkpoint, args.fusion, device=resolve_device(args.device))
+    device = resolve_device(args.device)
+    model = load(args.model, args.quality, args.checkpoint, args.fusion, device=device, sampler=args.sampler)
+    model = model.compile() if args.compile else model
     sock = bind(args.host, args.port)
     app = create_app(model, limits, sample)
     print(f"dpfusion serve: {model.codec.name} at {url(sock)} (Ctrl+C stops)", flush=True)
@@ -62,7 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality", type=float, help="initial rate index or the zoo model's quality")
     p.add_argument("--checkpoint", help="local weights for --model")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
+    add_sampler(p)
     add_device(p)
+    add_compile(p)
     p.add_argument("--sample", help="photo offered as the sample (default: the bundled dandelion)")
     p.add_argument("--max-upload-mb", type=_positive(float), default=20.0, help="largest upload (default 20 MB)")
     p.add_argument("--max-pixels", type=_positive(int), default=2_000_000, help="largest image (default 2 MP)")

@@ -33,6 +33,7 @@ def evaluation_settings(
         "checkpoint": None if models.checkpoint is None else str(models.checkpoint),
         "fusion": None if models.fusion is None else str(models.fusion),
         "tau_mode": models.tau_mode,
+        "sampler": models.sampler,
         "signatures": {format(rate, "g"): model_signature(models(rate), spec.taus) for rate in spec.rates},
         "rates": list(spec.rates),
         "taus": list(spec.taus),

@@ -35,6 +35,7 @@ from dpfusion.eval.journal import Journal, Record
 from dpfusion.eval.records import MODEL_KIND, UnitRecord, tau_key
 from dpfusion.eval.scoring import Scorer
 from dpfusion.fusion.dial import LEGACY_DIAL_VERSION
+from dpfusion.fusion.samplers import trained_sampler
 from dpfusion.imageio import image_files, load_image, save_png
 
 
@@ -78,14 +79,19 @@ def list_images(folder: str | Path) -> list[DatasetImage]:
 
 
 def model_signature(model: Model, taus: Sequence[float] = (0.5,)) -> str:
-    """Identifies the codec weights, the fusion weights and the noise schedule that decode, and the tau mode
-    (with its calibration) when some tau lies strictly inside (0, 1): at 0 and 1 every mode decodes the same."""
+    """Identifies the codec weights, the fusion weights and the noise schedule that decode, the sampler when
+    some tau is below 1 and it is not the one the module was trained for (so journals of the default decode
+    stay valid), and the tau mode (with its calibration) when some tau lies strictly inside (0, 1): at 0 and 1
+    every mode decodes the same. The step count and the seed are in each record's key."""
     codec = model.codec
     if model.fusion is None:
         fusion = "none"
     else:
         schedule = json.dumps(model.schedule.config, sort_keys=True) if model.schedule else "{}"
         fusion = state_digest(model.fusion).hex()[:16] + schedule
+        sampler = model.sampler or trained_sampler(model.fusion)
+        if sampler != trained_sampler(model.fusion) and any(t < 1.0 for t in taus):
+            fusion += f":sampler={sampler}"
     dial = ""
     if model.fusion is not None and any(0.0 < t < 1.0 for t in taus):
         dial = f":tau_mode={model.tau_mode}"

@@ -128,5 +128,7 @@ def synthesize_fused(
     """
     if fusion is None or fusion.adapter is None or bool(torch.all(tau == 1.0)):
         return codec.synthesize(latent, image_size)
+    if bool(torch.all(tau == 0.0)):  # full strength everywhere, as a number: the adapter adds it in place
+        return codec.synthesize(latent, image_size, lambda y, _: fusion.adapter(codec.model.g_s, y, 1.0))
     strength = adapter_strength(tau.to(latent.device))
     return codec.synthesize(latent, image_size, lambda y, part: fusion.adapter(codec.model.g_s, y, part), strength)

@@ -101,8 +101,18 @@ def weights_for(mode: str, calibration: DialCalibration, tau: float | np.ndarray
     raise DPFusionError(f"tau mode {mode!r} does not blend; choose from {', '.join(TAU_MODES)}")
 
 
-def blend(base: Tensor, real: Tensor, weight: float | np.ndarray) -> Tensor:
-    """``base + w (real - base)`` on (1, 3, H, W) images; ``w`` a number or an (H, W) map. ``w = 0`` is ``base``."""
+def is_whole(weight: float | np.ndarray) -> bool:
+    """Whether a blend weight is 1 everywhere: the realistic end alone, which needs no base image."""
+    return bool(np.all(np.asarray(weight) == 1.0))
+
+
+def blend(base: Tensor | None, real: Tensor, weight: float | np.ndarray) -> Tensor:
+    """``base + w (real - base)`` on (1, 3, H, W) images; ``w`` a number or an (H, W) map. ``w = 0`` is ``base``
+    and ``w = 1`` is ``real`` itself (not ``base + (real - base)``, which rounds), so ``base`` may be None then."""
+    if is_whole(weight):
+        return real
+    if base is None:
+        raise ValueError("a blend weight below 1 needs the base image")
     if np.ndim(weight) == 0:
         return base if float(weight) == 0.0 else base + float(weight) * (real - base)
     if not np.any(weight):

@@ -64,10 +64,15 @@ def sampler_from_config(config: dict[str, Any], schedule: NoiseSchedule) -> Samp
     return get_sampler(config["name"], schedule, int(config["steps"]))
 
 
+def trained_sampler(fusion: LatentFusion) -> str:
+    """The sampler a module was trained for, the one it decodes with unless told otherwise."""
+    return fusion.config.get("sampling", DEFAULT_SAMPLER)
+
+
 def sampler_for(fusion: LatentFusion, schedule: NoiseSchedule, steps: int, name: str | None = None) -> Sampler:
     """The sampler a module decodes with: ``name``, else the one it was trained for. A module trained
     without diffusion (``sampling = "direct"``) cannot be sampled from noise."""
-    trained = fusion.config.get("sampling", DEFAULT_SAMPLER)
+    trained = trained_sampler(fusion)
     if trained == "direct" and name not in (None, "direct"):
         raise DPFusionError(f"this fusion module was trained for the direct sampler, not {name!r}")
     return get_sampler(name or trained, schedule, steps)

@@ -56,7 +56,8 @@ class _Block(nn.Module):
         nn.init.zeros_(self.outer.bias)
 
     def forward(self, h: Tensor) -> Tensor:
-        return self.outer(F.leaky_relu(self.inner(h), 0.2))
+        # In place: the inner output is not needed again, and at the finest resolution each copy is ~40 MB.
+        return self.outer(F.leaky_relu(self.inner(h), 0.2, inplace=True))
 
 
 class SynthesisAdapter(Configurable, nn.Module):
@@ -90,11 +91,14 @@ class SynthesisAdapter(Configurable, nn.Module):
     def forward(self, g_s: nn.Sequential, latent: Tensor, strength: Tensor | float) -> Tensor:
         """``g_s(latent)`` with each block's output added at ``strength`` (a number or a (B, 1, h, w) map)."""
         blocks = dict(zip(self.config["positions"], self.blocks, strict=True))
+        # At full strength (the number 1: tau = 0) without gradients each block's output is added in place, unscaled:
+        # ``h + 1.0 * a`` is ``h + a`` bit for bit, and it saves two full-size tensors per block.
+        whole = not torch.is_grad_enabled() and _is_one(strength)
         h = latent
         for index, child in enumerate(g_s):
             h = child(h)
             if index in blocks:
-                h = h + _resized(strength, h) * blocks[index](h)
+                h = h.add_(blocks[index](h)) if whole else h + _resized(strength, h) * blocks[index](h)
         return h
 
     @torch.no_grad()
@@ -112,6 +116,11 @@ class SynthesisAdapter(Configurable, nn.Module):
             target.outer.weight[:, :old].copy_(source.outer.weight)
             target.outer.bias.copy_(source.outer.bias)
         return wider.to(self.blocks[0].inner.weight)
+
+
+def _is_one(strength: Tensor | float) -> bool:
+    """A strength of the number 1 (a tensor is never asked: its value may sit on another device)."""
+    return not torch.is_tensor(strength) and float(strength) == 1.0
 
 
 def _resized(strength: Tensor | float, h: Tensor) -> Tensor | float:

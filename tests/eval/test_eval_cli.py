@@ -258,3 +258,30 @@ def test_curve_files_keep_their_tau_for_the_figures(results, tmp_path, capsys):
     code, _, err = run_cli(capsys, "plot", results.parent / "results", "-o", tmp_path / "f")
     assert code == 0, err
     assert (tmp_path / "f" / "tau_psnr.png").is_file()
+
+
+def test_a_resumed_eval_reuses_rows_only_of_the_same_sampler_and_steps(eval_files, tmp_path, capsys, monkeypatch):
+    output = tmp_path / "r.json"
+    original = api.Model.decompress_many
+    calls = []
+    monkeypatch.setattr(api.Model, "decompress_many", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    common = ["eval", eval_files.data, "-o", output, *eval_files.model_args, "--rates", "0", "--taus", "0,1"]
+    common += ["--metrics", "psnr", "--baselines", "none", "-q"]
+    runs = [  # (extra options, decodes expected: the 2 images, or none when the journal holds them)
+        ([], 2),
+        (["--sampler", "ddim"], 0),  # the module's own sampler: the same decode as the default
+        (["--sampler", "x0"], 2),
+        (["--sampler", "x0"], 0),
+        (["--sampler", "x0", "--steps", "2"], 2),
+        (["--steps", "2"], 2),
+    ]
+    for extra, expected in runs:
+        calls.clear()
+        code, _, err = run_cli(capsys, *common, *extra)
+        assert code == 0, err
+        assert len(calls) == expected, extra
+    default = json.loads(output.read_text())["settings"]
+    assert run_cli(capsys, *common, "--sampler", "x0")[0] == 0
+    x0 = json.loads(output.read_text())["settings"]
+    assert (default["sampler"], x0["sampler"]) == (None, "x0")
+    assert x0["signatures"]["0"] == default["signatures"]["0"] + ":sampler=x0"

@@ -57,11 +57,13 @@ def test_round_trip_through_the_module_json(tmp_path, tiny_gain_codec, fusion_fa
         load_dial(tmp_path)
 
 
-def test_blend_of_weight_zero_is_the_base_itself():
+def test_blend_of_weight_zero_is_the_base_and_of_weight_one_the_realistic_end_itself():
     base, real = torch.rand(1, 3, 4, 5), torch.rand(1, 3, 4, 5)
     assert blend(base, real, 0.0) is base
     assert blend(base, real, np.zeros((4, 5))) is base
-    torch.testing.assert_close(blend(base, real, 1.0), real)
+    assert blend(base, real, 1.0) is real and blend(None, real, np.ones((4, 5))) is real
+    with pytest.raises(ValueError, match="needs the base"):
+        blend(None, real, 0.5)
     half = np.full((4, 5), 0.25, dtype=np.float32)
     torch.testing.assert_close(blend(base, real, half), base + 0.25 * (real - base))
 

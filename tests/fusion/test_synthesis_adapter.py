@@ -75,6 +75,21 @@ def test_new_blocks_are_the_identity_and_trained_ones_fade_with_strength(tiny_ga
         assert left < 0.2 * right
 
 
+def test_full_strength_in_place_is_the_general_formula_bit_for_bit(tiny_gain_codec):
+    g_s = tiny_gain_codec.model.g_s
+    latent = torch.randn(1, tiny_gain_codec.latent_channels, 3, 4, generator=torch.Generator().manual_seed(2))
+    adapter = _randomized(SynthesisAdapter.for_synthesis(g_s, tiny_gain_codec.latent_channels, hidden=6))
+    with torch.no_grad():
+        general = adapter(g_s, latent, torch.ones(1, 1, 3, 4))  # a tensor: the scaled, out-of-place path
+        assert torch.equal(adapter(g_s, latent, 1.0), general)
+        assert torch.equal(adapter(g_s, latent, torch.ones(1, 1, 1, 1)), general)
+        assert torch.equal(adapter(g_s, latent, 1), general)
+    trained = adapter(g_s, latent, 1.0)  # with gradients: out of place, so backward still works
+    trained.sum().backward()
+    assert torch.equal(trained.detach(), general)
+    assert all(p.grad is not None for p in adapter.parameters())
+
+
 def test_widening_keeps_the_function_and_lets_the_new_channels_learn(tiny_gain_codec):
     g_s = tiny_gain_codec.model.g_s
     latent = torch.randn(1, tiny_gain_codec.latent_channels, 3, 4, generator=torch.Generator().manual_seed(2))
