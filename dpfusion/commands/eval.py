@@ -63,9 +63,7 @@ def run(args: argparse.Namespace) -> None:
         option = f"--{name}-qualities"
         text = getattr(args, f"{name}_qualities")
         baselines[name] = quality_list(text, option) if text else baseline.qualities
-    models = ModelCache(
-        args.model, args.rates, args.checkpoint, args.fusion, args.tau_mode, args.device, args.sampler
-    )
+    models = ModelCache(args.model, args.rates, args.checkpoint, args.fusion, args.tau_mode, args.device, args.sampler)
     spec = SweepSpec(
         rates=models.rates(),
         taus=_floats(args.taus, "--taus"),
