@@ -7,6 +7,7 @@
 #   dpfusion data prepare /work/traindata
 #   python scripts/pack_photos.py /work/traindata traindata.tar      # JPEG q98 4:4:4, under the 64 MiB carry
 #   bash scripts/device_dial.sh 420                                    # seconds of training
+# (carry kodak/ too, a copy of ../shared/data/kodak, for the GPU decode timings per Kodak image)
 set -euo pipefail
 budget=${1:-420}
 out=${OUT:-/tmp/out}
@@ -25,3 +26,7 @@ for weight in 0.05 0.2; do
   python benchmarks/validation_realism.py data/validation shipped "$out/gan$weight" --rates 0,3,5 --threads 8 \
     | tee "$out/gan$weight/validation_realism.txt"
 done
+# GPU decode timings and the CPU/GPU pixel difference (issue 17): Kodak when carried as kodak/, else validation.
+photos=data/validation
+[ -d kodak ] && photos=kodak
+timeout 150 python benchmarks/device_decode.py "$photos" --device cuda --threads 8 | tee "$out/device_decode.txt" || true
