@@ -71,6 +71,11 @@ def _cgroup_room() -> int | None:
     return None if limit == "max" else int(limit) - used
 
 
+def resident_bytes() -> int:
+    """This process's resident memory now: part of every predicted peak is already paid."""
+    return psutil.Process().memory_info().rss
+
+
 def _cap_room(rss: int) -> int | None:
     text = os.environ.get(MEMORY_CAP_VARIABLE)
     if not text:
@@ -92,7 +97,7 @@ def room() -> tuple[int, str]:
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY:
         bounds["ulimit -v"] = soft - info.vms
-    bounds[MEMORY_CAP_VARIABLE] = _cap_room(info.rss)
+    bounds[MEMORY_CAP_VARIABLE] = _cap_room(resident_bytes())
     name, value = min(((k, v) for k, v in bounds.items() if v is not None), key=lambda item: item[1])
     return max(0, value), name
 
@@ -112,7 +117,7 @@ def largest_pixels(operation: Operation, peak_bytes: float) -> int:
 
 def check_memory(operation: Operation, padded_pixels: int, what: str) -> None:
     """Refuse, in one line, an operation whose predicted peak does not fit in what the machine has left."""
-    rss = psutil.Process().memory_info().rss
+    rss = resident_bytes()
     needed = predicted_peak(operation, padded_pixels) - rss
     left, bound = room()
     if needed > left:
