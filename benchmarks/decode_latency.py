@@ -24,7 +24,6 @@ import argparse
 import copy
 import itertools
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from dpfusion.fusion.network import LatentFusion  # noqa: E402
 from dpfusion.fusion.samplers import sampler_for  # noqa: E402
 from dpfusion.fusion.schedule import NoiseSchedule  # noqa: E402
 from dpfusion.imageio import load_image  # noqa: E402
+from dpfusion.memory import peak_resident_bytes  # noqa: E402
 
 KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak" / "kodim23.png"
 
@@ -178,7 +178,7 @@ def _peak_memory_child(args: argparse.Namespace) -> None:
     image = (np.random.default_rng(0).random((2048, 2048, 3)) * 255).astype(np.uint8)
     data = model.compress(image)
     model.decompress(data, tau=0.0, steps=10)
-    print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"peak_rss_mib": peak_resident_bytes() / 2**20}))
 
 
 def _memory(args: argparse.Namespace) -> None:

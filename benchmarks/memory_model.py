@@ -2,7 +2,8 @@
 
     python benchmarks/memory_model.py [--threads 2] [--check 6000x4000] [--out memory_model.json]
 
-Each operation runs alone in a fresh child process (``ru_maxrss`` is per process): compress, the
+Each operation runs alone in a fresh child process that reads its own peak RSS
+(``memory.peak_resident_bytes``): compress, the
 tau = 1 decode and the default tau = 0 decode of the shipped photo ``dpfusion/assets/dandelion.png``
 resized to each size (memory does not depend on content). Photos up to ``TILE_ABOVE_PIXELS`` run
 whole; above it ``g_a`` and ``g_s`` run over tiles, so the tiled regime is measured on small sizes with
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -44,6 +44,7 @@ def _child(args: argparse.Namespace) -> None:
 
     from dpfusion import cli
     from dpfusion.codecs import tiling
+    from dpfusion.memory import peak_resident_bytes
 
     if args.force_tiles:
         tiling.TILE_ABOVE_PIXELS = 0
@@ -59,7 +60,7 @@ def _child(args: argparse.Namespace) -> None:
         command = ["decompress", args.file, "-o", str(folder / f"{args.op}.png"), "--tau", tau]
     if cli.main(command) != 0:
         raise SystemExit(f"dpfusion {' '.join(command)} failed")
-    print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+    print(json.dumps({"peak": peak_resident_bytes()}))
 
 
 def _measure(op: str, size: tuple[int, int], file: Path, threads: int, force_tiles: bool) -> dict:

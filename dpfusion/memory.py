@@ -5,7 +5,9 @@ way is a traceback or the kernel's OOM killer, and on Linux often the second. Th
 least-squares fits of peak resident memory (bytes) against padded pixels, measured with
 ``python benchmarks/memory_model.py`` (each CLI command alone in a fresh process, default model,
 2 threads); ``tiled`` is the regime above ``tiling.TILE_ABOVE_PIXELS``, where ``g_a`` and ``g_s`` hold
-one tile's feature maps and only the full-resolution images grow with the photo.
+one tile's feature maps, so a pixel costs less (what still grows: see ``PEAKS``). The lines are the
+default model's; other codecs are checked against them too (unmeasured: a zoo model of another width
+needs its own sweep).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ PEAKS: dict[tuple[Operation, bool], PeakLine] = {
 """(operation, tiled) -> line. Decode is the upper envelope of the tau = 1 and tau = 0 fits (whole:
 931 MiB + 431.7 B and 1024 MiB + 475.3 B; tiled: 1012 MiB + 209.1 B and 1133 MiB + 193.4 B per pixel),
 so one check at parse time, before tau is known, covers both. Above the tiling threshold a decode
-still grows by about 200 B per pixel: the rANS guard (``codecs/strings.py``, 176 bytes of zero words
+still grows by about 200 B per pixel, most of it the rANS guard (``codecs/strings.py``, 176 bytes of zero words
 per latent symbol, 0.75 symbols per pixel) exists as a Python copy and the coder's own copy while
 the latent is decoded, the price of decoding forged strings safely with CompressAI's coder."""
 
@@ -76,6 +78,16 @@ def resident_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
+def peak_resident_bytes() -> int:
+    """This process's peak RSS since its ``exec`` (Linux ``VmHWM``); ``ru_maxrss`` instead carries
+    the parent's size across ``exec``, so a child of a large process would read the parent's."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        hwm = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        return int(hwm.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _cap_room(rss: int) -> int | None:
     text = os.environ.get(MEMORY_CAP_VARIABLE)
     if not text:
@@ -91,12 +103,10 @@ def _cap_room(rss: int) -> int | None:
 
 def room() -> tuple[int, str]:
     """Bytes this process can still add, and what bounds it: free RAM, a cgroup, ``ulimit -v`` or the cap."""
-    process = psutil.Process()
-    info = process.memory_info()
     bounds = {"available memory": psutil.virtual_memory().available, "the cgroup limit": _cgroup_room()}
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY:
-        bounds["ulimit -v"] = soft - info.vms
+        bounds["ulimit -v"] = soft - psutil.Process().memory_info().vms
     bounds[MEMORY_CAP_VARIABLE] = _cap_room(resident_bytes())
     name, value = min(((k, v) for k, v in bounds.items() if v is not None), key=lambda item: item[1])
     return max(0, value), name

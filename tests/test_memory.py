@@ -111,9 +111,9 @@ def test_measured_peak_is_under_the_model(tmp_path, tiny_image_factory) -> None:
         ("decode", ["decompress", dpf, "--tau", "0"]),
     ):
         script = (
-            "import json, resource; from dpfusion.cli import main; "
+            "import json; from dpfusion.cli import main; from dpfusion.memory import peak_resident_bytes; "
             f"code = main({[str(a) for a in argv]!r}); "
-            "print(json.dumps([code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]))"
+            "print(json.dumps([code, peak_resident_bytes()]))"
         )
         run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
         code, peak = json.loads(run.stdout.strip().splitlines()[-1])
