@@ -127,11 +127,13 @@ def largest_pixels(operation: Operation, peak_bytes: float) -> int:
 
 def check_memory(operation: Operation, padded_pixels: int, what: str) -> None:
     """Refuse, in one line, an operation whose predicted peak does not fit in what the machine has left."""
-    rss = resident_bytes()
-    needed = predicted_peak(operation, padded_pixels) - rss
+    # What this process holds counts only against the fixed part (libraries, weights): a server's cached
+    # images do not make room for a new photo's per-pixel memory.
+    paid = min(resident_bytes(), MARGIN * PEAKS[operation, tiling.needs_tiles(padded_pixels)].fixed)
+    needed = predicted_peak(operation, padded_pixels) - paid
     left, bound = room()
     if needed > left:
-        fits = largest_pixels(operation, left + rss) / 1e6
+        fits = largest_pixels(operation, left + paid) / 1e6
         raise DPFusionError(
             f"{what} needs about {needed / 1e9:.1f} GB more to {operation} (dpfusion/memory.py, measured); "
             f"{bound} leaves {left / 1e9:.1f} GB here, enough for about {fits:.1f} MP: use a machine with more memory"

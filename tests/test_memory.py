@@ -61,7 +61,6 @@ def test_cap_refuses_a_large_header_before_entropy_decoding(tiny_gain_codec, tin
 
 def test_compress_is_guarded_too(tiny_gain_codec, tiny_image, monkeypatch) -> None:
     monkeypatch.setattr(memory, "room", lambda: (0, "available memory"))
-    monkeypatch.setattr(memory, "resident_bytes", lambda: 200 * 2**20)  # a fresh process, not a long test session
     with pytest.raises(
         DPFusionError,
         match=r"image of 56x40 \(padded 64x64\) needs about .* to compress .*; available memory leaves 0.0 GB",
@@ -75,6 +74,15 @@ def test_a_bad_cap_is_one_line(text: str, monkeypatch) -> None:
     with pytest.raises(DPFusionError, match=memory.MEMORY_CAP_VARIABLE) as e:
         memory.room()
     assert "\n" not in str(e.value)
+
+
+def test_a_large_process_still_owes_every_pixel(monkeypatch) -> None:
+    """A long-running server holding gigabytes of cached images gets no credit beyond the fixed part."""
+    monkeypatch.setattr(memory, "room", lambda: (2 * GB, "available memory"))
+    monkeypatch.setattr(memory, "resident_bytes", lambda: 50 * GB)
+    with pytest.raises(DPFusionError, match="needs about 15.4 GB more to decode"):
+        memory.check_memory("decode", 8000 * 8000, "file")
+    memory.check_memory("decode", 512 * 512, "file")  # a small photo fits in the 2 GB left
 
 
 def test_room_takes_the_tightest_bound(monkeypatch) -> None:
