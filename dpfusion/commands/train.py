@@ -134,7 +134,8 @@ def _add_fusion(p: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="width of residual blocks inside g_s, faded in as tau falls (beyond the paper; 0: none, the paper's"
-        " fixed g_s); with --init, a larger width grows the module's blocks without changing their output",
+        " fixed g_s); with --init, a larger width grows the module's blocks without changing their output, a smaller"
+        " one prunes them to the channels that carry their output and refits the rest (cheaper decodes)",
     )
     p.add_argument(
         "--image-mse-weight",

@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 
 from dpfusion.codecs.adapter import CodecAdapter, state_digest
 from dpfusion.codecs.gain_hyperprior import DEFAULT_LAMBDAS, GainMeanScaleHyperprior
 from dpfusion.codecs.loading import DEFAULT_NAME, load_codec
 from dpfusion.errors import DPFusionError
+from dpfusion.fusion.adapter_pruning import narrowed
 from dpfusion.fusion.checkpoint import load_fusion, save_fusion
+from dpfusion.fusion.decoding import fuse_latents
 from dpfusion.fusion.network import LatentFusion
+from dpfusion.fusion.samplers import sampler_for
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.fusion.synthesis_adapter import SynthesisAdapter
 from dpfusion.losses import build_perceptual_loss
-from dpfusion.train.aux_stage import MSE_WEIGHT, RATE_WEIGHT, AuxEncoderStage
+from dpfusion.train.aux_stage import MSE_WEIGHT, RATE_WEIGHT, AuxEncoderStage, sample_rates
 from dpfusion.train.base_stage import BaseCodecStage
 from dpfusion.train.data import CropSampler
 from dpfusion.train.export import AUX_CONFIG, AUX_WEIGHTS, CODEC_CONFIG, CODEC_WEIGHTS, final_weights, load_aux_encoder
@@ -190,16 +194,46 @@ def new_fusion(codec: CodecAdapter, sampler: CropSampler, options: FusionOptions
     return fusion
 
 
-def add_adapter(fusion: LatentFusion, codec: CodecAdapter, hidden: int) -> None:
-    """Attach new synthesis-adapter blocks; an (``--init``) module's blocks are kept, or widened to ``hidden``."""
+def add_adapter(
+    fusion: LatentFusion, codec: CodecAdapter, hidden: int, probe: Callable[[], list[Tensor]] | None = None
+) -> str:
+    """Attach new synthesis-adapter blocks; an (``--init``) module's blocks are kept, widened or narrowed to
+    ``hidden``. Narrowing fits on ``probe()``'s latents; what it did is returned for the run's record."""
     if hidden < 0:
         raise DPFusionError(f"--adapter must be 0 (none) or a positive width, got {hidden}")
-    if fusion.adapter is not None:
-        if hidden not in (0, fusion.adapter.hidden):
-            fusion.attach_adapter(fusion.adapter.widened(hidden))
-        return
-    if hidden:
-        fusion.attach_adapter(SynthesisAdapter.for_synthesis(codec.model.g_s, codec.latent_channels, hidden))
+    if fusion.adapter is None:
+        if hidden:
+            fusion.attach_adapter(SynthesisAdapter.for_synthesis(codec.model.g_s, codec.latent_channels, hidden))
+        return ""
+    old = fusion.adapter.hidden
+    if hidden in (0, old):
+        return ""
+    if hidden > old:
+        fusion.attach_adapter(fusion.adapter.widened(hidden))
+        return f"widened {old} -> {hidden}"
+    if probe is None:
+        raise DPFusionError(f"narrowing the adapter from {old} to {hidden} channels needs latents to fit on")
+    narrow, fits = narrowed(fusion.adapter, codec.model.g_s, probe(), hidden)
+    fusion.attach_adapter(narrow.train())
+    return f"narrowed {old} -> {hidden}, refit R^2 " + " / ".join(f"{fit:.3f}" for fit in fits)
+
+
+@torch.no_grad()
+def realistic_latents(
+    fusion: LatentFusion, schedule: NoiseSchedule, codec: CodecAdapter, sampler: CropSampler, seed: int
+) -> list[Tensor]:
+    """Fused tau = 0 latents (one step) of training crops drawn with ``seed``: what the adapter's blocks see."""
+    generator = torch.Generator().manual_seed(seed)
+    batches, crops = LATENT_SCALE_PROBE
+    one_step = sampler_for(fusion, schedule, 1)
+    zero = torch.zeros(1, 1, 1, 1)
+    latents = []
+    for _ in range(batches):
+        batch = sampler.sample(crops, generator)
+        for y_hat in codec.training_latent(batch, sample_rates(codec, batch)).split(1):
+            latents.append(fuse_latents(fusion.eval(), y_hat, [zero], one_step, seed))
+    fusion.train()
+    return latents
 
 
 def train_fusion(
@@ -221,7 +255,11 @@ def train_fusion(
         init = {"folder": str(options.init), "weights": state_digest(fusion).hex()[:16]}
     else:
         fusion, schedule = new_fusion(codec, sampler, options, config.seed), NoiseSchedule(options.num_train_steps)
-    add_adapter(fusion, codec, options.adapter)
+    change = add_adapter(
+        fusion, codec, options.adapter, lambda: realistic_latents(fusion, schedule, codec, sampler, config.seed)
+    )
+    if change:
+        init = {**(init or {}), "adapter": change}
     perceptual = build_perceptual_loss(options.loss)
     weights = (options.latent_weight, init, options.image_mse_weight, options.adversarial_weight)
     stage = FusionStage(codec, aux, fusion, schedule, perceptual, *weights)

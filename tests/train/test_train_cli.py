@@ -158,15 +158,19 @@ def test_fusion_with_synthesis_blocks_exports_and_fine_tunes(runs, tmp_path, tin
     assert _adapter(tmp_path / "b")["hidden"] == 4
     _train("fusion", base[0], "-o", str(tmp_path / "c"), *base[1:], "--init", str(tmp_path / "a"))
     assert _adapter(tmp_path / "c")["hidden"] == 4
-    # A wider --adapter grows the --init module's blocks; a narrower one is refused.
+    # A wider --adapter grows the --init module's blocks; a narrower one prunes them and records it.
     _train("fusion", base[0], "-o", str(tmp_path / "w"), *base[1:], "--init", str(tmp_path / "a"), "--adapter", "6")
     assert _adapter(tmp_path / "w")["hidden"] == 6
+    _train("fusion", base[0], "-o", str(tmp_path / "n"), *base[1:], "--init", str(tmp_path / "w"), "--adapter", "3")
+    assert _adapter(tmp_path / "n")["hidden"] == 3
+    record = json.loads((tmp_path / "n" / "config.json").read_text())["config"]["stage"]["config"]["init"]["adapter"]
+    assert record.startswith("narrowed 6 -> 3, refit R^2 ")
     capsys.readouterr()
-    for flags, fragment in [(["--init", str(tmp_path / "a"), "--adapter", "3"], "cannot shrink to 3"),
-                            (["--adapter", "-1"], "--adapter must be 0")]:  # fmt: skip
-        assert main(["train", "fusion", base[0], "-o", str(tmp_path / "d"), *base[1:], *flags]) == 1
-        err = capsys.readouterr().err.strip().splitlines()[-1]
-        assert err.startswith("dpfusion: error:") and fragment in err
+    assert main(["train", "fusion", base[0], "-o", str(tmp_path / "d"), *base[1:], "--adapter", "-1"]) == 1
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1]
+        == "dpfusion: error: --adapter must be 0 (none) or a positive width, got -1"
+    )
 
 
 def test_fusion_refuses_an_aux_encoder_of_other_weights(runs, tmp_path, capsys, gain_checkpoint_factory):
