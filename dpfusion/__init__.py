@@ -16,6 +16,7 @@ from dpfusion.eval.evaluation import evaluate  # noqa: E402
 from dpfusion.eval.models import ModelCache  # noqa: E402
 from dpfusion.eval.scoring import Scorer  # noqa: E402
 from dpfusion.eval.sweep import SweepSpec  # noqa: E402
+from dpfusion.fusion.adapter_pruning import narrowed as narrowed_adapter  # noqa: E402
 from dpfusion.fusion.checkpoint import FusionManifest, load_fusion, save_fusion  # noqa: E402
 from dpfusion.fusion.dial import DialCalibration  # noqa: E402
 from dpfusion.fusion.network import LatentFusion  # noqa: E402
@@ -72,6 +73,7 @@ __all__ = [
     "load",
     "load_codec",
     "load_fusion",
+    "narrowed_adapter",
     "new_fusion",
     "pack",
     "predicted_peak",

@@ -1,30 +1,42 @@
 #!/usr/bin/env bash
-# The dial issue's GPU job, time-boxed: adversarial fine-tuning of the fusion module, then its
-# validation figures; everything it produces lands in $OUT (the device tool brings it back).
+# The GPU job, time-boxed: fine-tunings of the fusion module, then their validation figures and the GPU
+# decode timings; everything it produces lands in $OUT (the device tool brings it back).
 #
 # Prepare here (the device machine reaches no package mirror), then run through the device tool with
 # carry ["traindata.tar"] and a timeout that leaves a rerun:
 #   dpfusion data prepare /work/traindata
 #   python scripts/pack_photos.py /work/traindata traindata.tar      # JPEG q98 4:4:4, under the 64 MiB carry
-#   bash scripts/device_dial.sh 420                                    # seconds of training
+#   bash scripts/device_dial.sh 180 gan0.2 narrow16                    # seconds of training per job, then jobs
+# Jobs: ganW, the dial issue's adversarial fine-tuning at weight W (its realistic end); narrowN, the adapter
+# pruned to N channels and fine-tuned (issue 17's decode speed; docs/METHOD.md, "A cheaper adapter").
 # (carry kodak/ too, a copy of ../shared/data/kodak, for the GPU decode timings per Kodak image)
 set -euo pipefail
-budget=${1:-420}
+budget=${1:-180}
+shift || true
+jobs=("${@:-gan0.2}")
 out=${OUT:-/tmp/out}
 mkdir -p "$out" data
 pip install -q -e . >/dev/null
 dpfusion weights prepare >/dev/null
 tar -xf traindata.tar -C data
-for weight in 0.05 0.2; do
-  timeout "$budget" dpfusion train fusion data/train -o "runs/gan$weight" --init dpfusion/weights/default \
-    --model default --loss lpips_alex --latent-weight 0 --adversarial-weight "$weight" --critic-lr-scale 4 --image-mse-weight 3 \
-    --steps 100000 --batch-size 8 --crop 256 --lr 1e-4 --warmup-steps 100 --ema-decay 0.995 \
-    --checkpoint-every 500 --log-every 50 --device cuda || true
-  python scripts/export_fusion.py "runs/gan$weight" "$out/gan$weight"
-  cp "runs/gan$weight/log.csv" "$out/gan$weight/"
-  dpfusion calibrate data/validation --fusion "$out/gan$weight" --threads 8
-  python benchmarks/validation_realism.py data/validation shipped "$out/gan$weight" --rates 0,3,5 --threads 8 \
-    | tee "$out/gan$weight/validation_realism.txt"
+common=(--init dpfusion/weights/default --model default --loss lpips_alex --image-mse-weight 3 --steps 100000
+  --batch-size 8 --crop 256 --lr 1e-4 --warmup-steps 100 --ema-decay 0.995 --checkpoint-every 500 --log-every 50
+  --device cuda)
+for job in "${jobs[@]}"; do
+  case "$job" in
+    gan*) flags=(--latent-weight 0 --adversarial-weight "${job#gan}" --critic-lr-scale 4) ;;
+    narrow*)
+      [ -d runs/aux ] || dpfusion train aux data/train -o runs/aux --model default --loss lpips_alex --steps 600 \
+        --batch-size 8 --crop 128 --lr 1e-4 --rate-weight 0 --mse-weight 30 --device cuda >/dev/null
+      flags=(--aux runs/aux --latent-weight 0.2 --adapter "${job#narrow}") ;;
+    *) echo "unknown job $job (ganW or narrowN)" >&2; exit 1 ;;
+  esac
+  timeout "$budget" dpfusion train fusion data/train -o "runs/$job" "${common[@]}" "${flags[@]}" || true
+  python scripts/export_fusion.py "runs/$job" "$out/$job"
+  cp "runs/$job/log.csv" "$out/$job/"
+  dpfusion calibrate data/validation --fusion "$out/$job" --threads 8
+  python benchmarks/validation_realism.py data/validation shipped "$out/$job" --rates 0,3,5 --threads 8 \
+    | tee "$out/$job/validation_realism.txt"
 done
 # GPU decode timings and the CPU/GPU pixel difference (issue 17): Kodak when carried as kodak/, else validation.
 photos=data/validation
