@@ -45,24 +45,23 @@ def _inner(block: nn.Module, h: Tensor) -> Tensor:
     return F.leaky_relu(block.inner(h), 0.2)
 
 
-def strongest_channels(block: nn.Module, inputs: Sequence[Tensor], keep: int) -> Tensor:
+def strongest_channels(block: nn.Module, hiddens: Sequence[Tensor], keep: int) -> Tensor:
     """The ``keep`` inner channels with the most output energy: mean activation power times outer filter power."""
-    power = torch.stack([_inner(block, h).pow(2).mean(dim=(0, 2, 3)) for h in inputs]).mean(0)
+    power = torch.stack([hidden.pow(2).mean(dim=(0, 2, 3)) for hidden in hiddens]).mean(0)
     filters = block.outer.weight.pow(2).sum(dim=(0, 2, 3))
     return torch.argsort(power * filters, descending=True)[:keep].sort().values
 
 
 def _sampled_features(
-    block: nn.Module, inputs: Sequence[Tensor], kept: Tensor, generator: torch.Generator
+    block: nn.Module, hiddens: Sequence[Tensor], kept: Tensor, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
     """3x3 neighbourhoods of the kept activations (N, k*9 + 1, with a bias column) and the block's output (N, C)."""
-    per_input = max(1, FIT_PIXELS // len(inputs))
+    per_input = max(1, FIT_PIXELS // len(hiddens))
     features, targets = [], []
-    for h in inputs:
-        hidden = _inner(block, h)
+    for hidden in hiddens:
         patches = F.unfold(hidden[:, kept], 3, padding=1).transpose(1, 2).flatten(0, 1)
         output = block.outer(hidden).flatten(2).transpose(1, 2).flatten(0, 1)
-        pick = torch.randperm(patches.shape[0], generator=generator)[:per_input].to(h.device)
+        pick = torch.randperm(patches.shape[0], generator=generator)[:per_input].to(hidden.device)
         features.append(patches[pick])
         targets.append(output[pick])
     x = torch.cat(features)
@@ -70,10 +69,11 @@ def _sampled_features(
 
 
 def refit_outer(
-    block: nn.Module, target: nn.Module, inputs: Sequence[Tensor], kept: Tensor, generator: torch.Generator
+    block: nn.Module, target: nn.Module, hiddens: Sequence[Tensor], kept: Tensor, generator: torch.Generator
 ) -> float:
-    """Set ``target.outer`` to the ridge fit of ``block``'s output from the kept channels; returns the fit's R^2."""
-    x, y = _sampled_features(block, inputs, kept, generator)
+    """Set ``target.outer`` to the ridge fit of ``block``'s output from the kept channels of its inner activations
+    ``hiddens``; returns the fit's R^2."""
+    x, y = _sampled_features(block, hiddens, kept, generator)
     x, y = x.double(), y.double()
     gram = x.T @ x
     gram += RIDGE * gram.diagonal().mean() * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
@@ -101,8 +101,9 @@ def narrowed(
     generator = torch.Generator().manual_seed(seed)
     fits = []
     for block, target, inputs in zip(adapter.blocks, narrow.blocks, block_inputs(adapter, g_s, latents), strict=True):
-        kept = strongest_channels(block, inputs, hidden)
+        hiddens = [_inner(block, h) for h in inputs]
+        kept = strongest_channels(block, hiddens, hidden)
         target.inner.weight.copy_(block.inner.weight[kept])
         target.inner.bias.copy_(block.inner.bias[kept])
-        fits.append(refit_outer(block, target, inputs, kept, generator))
+        fits.append(refit_outer(block, target, hiddens, kept, generator))
     return narrow, fits
