@@ -228,10 +228,11 @@ def realistic_latents(
     one_step = sampler_for(fusion, schedule, 1)
     zero = torch.zeros(1, 1, 1, 1)
     latents = []
+    fusion.eval()
     for _ in range(batches):
         batch = sampler.sample(crops, generator)
         for y_hat in codec.training_latent(batch, sample_rates(codec, batch)).split(1):
-            latents.append(fuse_latents(fusion.eval(), y_hat, [zero], one_step, seed))
+            latents.append(fuse_latents(fusion, y_hat, [zero], one_step, seed))
     fusion.train()
     return latents
 
