@@ -8,7 +8,8 @@ import torch
 
 from dpfusion.api import DEFAULT_STEPS, load
 from dpfusion.codecs.loading import DEFAULT_DIR, DEFAULT_NAME
-from dpfusion.eval.calibration import CURVES_NAME, calibrate, measure_blend_curves, store_calibration
+from dpfusion.eval.calibration import CURVES_NAME, calibrate, mean_curves, measure_image_curves, store_calibration
+from dpfusion.eval.dial_evenness import held_out_evenness
 from dpfusion.eval.sweep import list_images
 from dpfusion.imageio import load_image
 
@@ -19,11 +20,14 @@ def run(args: argparse.Namespace) -> None:
     model = load(DEFAULT_NAME, fusion=args.fusion)
     rates = [float(r) for r in args.rates.split(",")] if args.rates else list(range(model.codec.model.num_rates))
     images = [load_image(image.path) for image in list_images(args.dataset)]
-    curves = measure_blend_curves(model, images, rates, steps=args.steps, seed=args.seed)
+    scores = measure_image_curves(model, images, rates, steps=args.steps, seed=args.seed)
+    curves = mean_curves(scores, rates)
     calibration = calibrate(curves)
-    for curve in curves:
+    held_out = held_out_evenness(scores, rates) if len(images) >= 4 else [None] * len(rates)
+    for curve, spread in zip(curves, held_out, strict=True):
         weights = ", ".join(f"{calibration.weight(t, curve.rate):.3f}" for t in (0.1, 0.3, 0.5, 0.7, 0.9))
-        print(f"rate {curve.rate:g}: w(tau = 0.1, 0.3, 0.5, 0.7, 0.9) = {weights}")
+        estimate = "" if spread is None else f"; evenness on photos left out of a resample {spread:.3f}"
+        print(f"rate {curve.rate:g}: w(tau = 0.1, 0.3, 0.5, 0.7, 0.9) = {weights}{estimate}")
     path = store_calibration(args.fusion, calibration, curves)
     print(f"{path}: dial calibrated on {len(images)} photos ({args.dataset}); curves in {CURVES_NAME}")
 

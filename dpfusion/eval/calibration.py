@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from dpfusion.api import Model
 from dpfusion.atomic import atomic_path
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import CONFIG_NAME, read_manifest
-from dpfusion.fusion.dial import DialCalibration
-from dpfusion.imageio import to_tensor
+from dpfusion.fusion.dial import DialCalibration, blend
+from dpfusion.imageio import to_tensor, to_uint8
 from dpfusion.metrics import METRICS
 
 WEIGHT_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -50,39 +51,60 @@ class BlendCurve:
                 "images": self.images}  # fmt: skip
 
 
-def _scores(
-    reference: np.ndarray, base: np.ndarray, real: np.ndarray, weights: Sequence[float], metric: str
-) -> np.ndarray:
-    """(len(weights), 2): the perceptual distance and PSNR of the 8-bit blends against the reference."""
+def _scores(reference: np.ndarray, base: Tensor, real: Tensor, weights: Sequence[float], metric: str) -> np.ndarray:
+    """(len(weights), 2): the perceptual distance and PSNR of each blend against the reference.
+
+    The blends are made exactly as the decoder makes them: from the two ends before rounding, then
+    rounded to 8 bits once. Blending already-rounded ends adds a second rounding that LPIPS notices
+    (0.0005 on one photo at rate 5, a tenth of the dial's range there) and the calibration would
+    then be even for images the decoder never shows.
+    """
     x = to_tensor(reference)
-    b, r = to_tensor(base), to_tensor(real)
     out = []
     for w in weights:
-        blended = (b + w * (r - b)).clamp(0, 1).mul(255).round().div(255)
+        blended = to_tensor(to_uint8(blend(base, real, float(w))))
         out.append((float(METRICS[metric](blended, x)[0]), float(METRICS["psnr"](blended, x)[0])))
     return np.asarray(out)
 
 
 @torch.no_grad()
+def measure_image_curves(
+    model: Model, images: Sequence[np.ndarray], rates: Sequence[float], steps: int, seed: int = 0,
+    weights: Sequence[float] = WEIGHT_GRID, metric: str = PERCEPTUAL,
+) -> np.ndarray:  # fmt: skip
+    """(images, rates, weights, 2): each photo's perceptual distance and PSNR along the blend, per rate.
+
+    The ends come from one decode session per file: the base decode and the module's tau = 0 decode.
+    """
+    if not images:
+        raise DPFusionError("calibration needs at least one photo")
+    ends = Model(model.codec, model.fusion, model.schedule, tau_mode="linear")
+    scores = np.zeros((len(images), len(rates), len(weights), 2))
+    for i, image in enumerate(images):
+        for j, rate in enumerate(rates):
+            session = ends.open(ends.compress(image, quality=rate))
+            base, real = session.render_tensors([1.0, 0.0], steps=steps, seed=seed)
+            scores[i, j] = _scores(image, base, real, weights, metric)
+    return scores
+
+
 def measure_blend_curves(
     model: Model, images: Sequence[np.ndarray], rates: Sequence[float], steps: int, seed: int = 0,
     weights: Sequence[float] = WEIGHT_GRID, metric: str = PERCEPTUAL,
 ) -> list[BlendCurve]:  # fmt: skip
-    """One :class:`BlendCurve` per rate; the ends come from the model's own decode (``linear`` mode)."""
-    if not images:
-        raise DPFusionError("calibration needs at least one photo")
-    ends = Model(model.codec, model.fusion, model.schedule, tau_mode="linear")
-    curves = []
-    for rate in rates:
-        total = np.zeros((len(weights), 2))
-        for image in images:
-            base, real = ends.decompress_many(ends.compress(image, quality=rate), [1.0, 0.0], steps=steps, seed=seed)
-            total += _scores(image, base, real, weights, metric)
-        mean = total / len(images)
-        curves.append(
-            BlendCurve(float(rate), tuple(weights), tuple(mean[:, 0]), tuple(mean[:, 1]), len(images), metric)
-        )
-    return curves
+    """One :class:`BlendCurve` per rate: the mean over photos of :func:`measure_image_curves`."""
+    return mean_curves(measure_image_curves(model, images, rates, steps, seed, weights, metric), rates, weights, metric)
+
+
+def mean_curves(
+    scores: np.ndarray, rates: Sequence[float], weights: Sequence[float] = WEIGHT_GRID, metric: str = PERCEPTUAL
+) -> list[BlendCurve]:
+    """The per-rate mean of per-photo scores ``(images, rates, weights, 2)``."""
+    mean = scores.mean(axis=0)
+    return [
+        BlendCurve(float(rate), tuple(weights), tuple(m[:, 0]), tuple(m[:, 1]), len(scores), metric)
+        for rate, m in zip(rates, mean, strict=True)
+    ]
 
 
 def even_weights(curve: BlendCurve, knots: Sequence[float] = KNOTS) -> tuple[float, ...]:

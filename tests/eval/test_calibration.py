@@ -41,13 +41,15 @@ def test_a_realistic_end_that_is_not_better_is_refused():
         even_weights(_curve(lambda w: 0.2 + 0.1 * w))
 
 
-def test_measured_curves_end_at_the_decoded_images(tiny_gain_codec, tiny_image_factory):
+def test_measured_curves_score_what_the_decoder_renders(tiny_gain_codec, tiny_image_factory):
     tiny_image = tiny_image_factory(176, 176)  # MS-SSIM (no weights to prepare) needs 161 pixels a side
     model = Model(tiny_gain_codec, build_fusion(tiny_gain_codec.latent_channels), NoiseSchedule(100))
     (curve,) = measure_blend_curves(model, [tiny_image], [0.0], steps=2, weights=(0.0, 0.5, 1.0), metric="ms_ssim")
-    base, real = model.decompress_many(model.compress(tiny_image, quality=0.0), [1.0, 0.0], steps=2)
+    data = model.compress(tiny_image, quality=0.0)
+    base, real = model.decompress_many(data, [1.0, 0.0], steps=2)
+    halfway = Model(model.codec, model.fusion, model.schedule, tau_mode="linear").decompress(data, 0.5, steps=2)
     x = to_tensor(tiny_image)
-    for weight, image in ((0.0, base), (1.0, real)):
+    for weight, image in ((0.0, base), (0.5, halfway), (1.0, real)):
         i = curve.weights.index(weight)
         assert curve.psnr[i] == pytest.approx(float(METRICS["psnr"](to_tensor(image), x)[0]), abs=1e-9)
         assert curve.lpips[i] == pytest.approx(float(METRICS["ms_ssim"](to_tensor(image), x)[0]), abs=1e-9)
