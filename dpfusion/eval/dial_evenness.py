@@ -13,7 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from dpfusion.errors import DPFusionError
+from dpfusion.eval import dial_criteria
 from dpfusion.eval.calibration import KNOTS, WEIGHT_GRID, BlendCurve, calibrate, mean_curves
+from dpfusion.eval.dial_criteria import Point
 from dpfusion.fusion.dial import DialCalibration
 
 INTERIOR_TAUS = tuple(round(0.1 * i, 1) for i in range(1, 10))
@@ -21,12 +23,12 @@ INTERIOR_TAUS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 
 
 def evenness(curve: BlendCurve, calibration: DialCalibration, taus: Sequence[float] = INTERIOR_TAUS) -> float:
-    """``max |u(tau) - (1 - tau)|`` for the blend's mean curve, read between its scored weights."""
-    lpips = np.asarray(curve.lpips)
-    weights = np.asarray([calibration.weight(t, curve.rate) for t in taus])
-    at = np.interp(weights, curve.weights, lpips)
-    share = (lpips[0] - at) / (lpips[0] - lpips[-1])
-    return float(np.max(np.abs(share - (1.0 - np.asarray(taus)))))
+    """:func:`dial_criteria.evenness` of the dial this calibration makes, read on the blend's scored curve."""
+    positions = (0.0, *taus, 1.0)
+    weights = [calibration.weight(t, curve.rate) for t in positions]
+    lpips = np.interp(weights, curve.weights, curve.lpips)
+    psnr = np.interp(weights, curve.weights, curve.psnr)
+    return dial_criteria.evenness([Point(t, p, q) for t, p, q in zip(positions, psnr, lpips, strict=True)])
 
 
 def held_out_evenness(
