@@ -10,12 +10,16 @@ Layout (integers little-endian, ``varint`` = unsigned LEB128)::
     height     varint
     width      varint
     tau        1 byte   sender's suggested tau x 254, or 255 for none
+    dial       version 3 only: 1 byte n = 9, then n bytes: the sender's per-image dial
+               (``fusion.image_dial``), round(sqrt(w) * 255) at tau = 0.1, ..., 0.9; version 2
+               files have none and decode with the module's calibration
     n_strings  1 byte
     lengths    varint x n_strings
     strings    the entropy-coded bytes, back to back
     crc32      4 bytes  over everything before it
 
-Typical overhead over the raw strings: 27-29 bytes. Every violation of this layout
+Typical overhead over the raw strings: 27-29 bytes, 10 more with a per-image dial. A file
+without a dial is written as version 2, so older readers still decode it. Every violation of this layout
 raises ``BitstreamError``; a file is never half-parsed into a wrong image.
 """
 
@@ -25,16 +29,23 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+import numpy as np
+
 from dpfusion.codecs.registry import codec_for_id, codec_spec
 from dpfusion.errors import DPFusionError
 
 MAGIC = b"DPF"
-VERSION = 2
-"""2: the entropy model's scales and means are computed in exact integers (``codecs.integer``), so a
-file decodes to the same latent on every machine. Version 1 used the float network: its files decode
-only where the float sums happen to round the same, so they are refused, not misread."""
+VERSION = 3
+"""3: version 2 plus the sender's per-image dial. 2: the entropy model's scales and means are computed
+in exact integers (``codecs.integer``), so a file decodes to the same latent on every machine. Version 1
+used the float network: its files decode only where the float sums happen to round the same, so they are
+refused, not misread."""
+NO_DIAL_VERSION = 2
+READABLE_VERSIONS = (NO_DIAL_VERSION, VERSION)
 FLOAT_ENTROPY_VERSION = 1
 NO_TAU = 255
+DIAL_CODES = 9
+DIAL_CODE_STEPS = 255
 MAX_STRINGS = 8
 MAX_SIDE = 1 << 20
 QUALITY_SCALE = 1000
@@ -54,6 +65,8 @@ class DpfFile:
     width: int
     strings: tuple[bytes, ...]
     tau: float | None = None
+    dial: tuple[float, ...] | None = None
+    """The sender's dial for this image: blend weights at tau = 0.1, ..., 0.9 (``fusion.image_dial``)."""
 
     @property
     def pixels(self) -> int:
@@ -115,11 +128,15 @@ def pack(file: DpfFile) -> bytes:
         raise BitstreamError(f"{len(file.strings)} strings; the container holds 1 to {MAX_STRINGS}")
     quality = round(scaled)
     tau = NO_TAU if file.tau is None else round(file.tau * 254)
+    dial = b"" if file.dial is None else encode_dial(file.dial)
     body = bytearray(MAGIC)
-    body += struct.pack("<BBH", VERSION, codec_id, quality)
+    body += struct.pack("<BBH", NO_DIAL_VERSION if file.dial is None else VERSION, codec_id, quality)
     body += file.fingerprint
     body += _varint(file.height) + _varint(file.width)
-    body += struct.pack("<BB", tau, len(file.strings))
+    body += struct.pack("<B", tau)
+    if file.dial is not None:
+        body += struct.pack("<B", len(dial)) + dial
+    body += struct.pack("<B", len(file.strings))
     for string in file.strings:
         body += _varint(len(string))
     for string in file.strings:
@@ -140,8 +157,10 @@ def unpack(data: bytes) -> DpfFile:
             f"a version {version} .dpf file (dpfusion before exact-integer entropy parameters): this dpfusion "
             f"reads version {VERSION}; re-encode the image"
         )
-    if version != VERSION:
-        raise BitstreamError(f"unsupported .dpf version {version} (this dpfusion reads version {VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise BitstreamError(
+            f"unsupported .dpf version {version} (this dpfusion reads versions {NO_DIAL_VERSION} and {VERSION})"
+        )
     (stored_crc,) = struct.unpack("<I", data[-4:])
     if zlib.crc32(data[:-4]) != stored_crc:
         raise BitstreamError("corrupt or truncated file: checksum mismatch")
@@ -156,7 +175,9 @@ def unpack(data: bytes) -> DpfFile:
     width = reader.varint("image width")
     if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
         raise BitstreamError(f"corrupt file: image size {width}x{height} out of range")
-    tau_code, count = struct.unpack("<BB", reader.take(2, "tau and string count"))
+    (tau_code,) = reader.take(1, "suggested tau")
+    dial = _read_dial(reader) if version == VERSION else None
+    (count,) = reader.take(1, "string count")
     if not 0 < count <= MAX_STRINGS:
         raise BitstreamError(f"corrupt file: {count} strings")
     lengths = [reader.varint("string length") for _ in range(count)]
@@ -171,4 +192,32 @@ def unpack(data: bytes) -> DpfFile:
         width=width,
         strings=strings,
         tau=None if tau_code == NO_TAU else tau_code / 254,
+        dial=dial,
     )
+
+
+def encode_dial(weights: tuple[float, ...]) -> bytes:
+    """One byte per interior knot, ``round(sqrt(w) * 255)``: the square root keeps the small weights near
+    tau = 1, where LPIPS moves fastest, precise (a step of 0.001 at w = 0.02); rounding keeps the fall."""
+    values = np.asarray(weights, dtype=np.float64)
+    if len(values) != DIAL_CODES:
+        raise BitstreamError(f"a per-image dial holds {DIAL_CODES} weights, got {len(values)}")
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values > 1) or np.any(np.diff(values) > 0):
+        raise BitstreamError("per-image dial weights must lie in [0, 1] and fall as tau rises")
+    return bytes(int(c) for c in np.round(np.sqrt(values) * DIAL_CODE_STEPS))
+
+
+def decode_dial(codes: bytes) -> tuple[float, ...]:
+    """The weights a file's dial codes stand for."""
+    values = np.frombuffer(codes, dtype=np.uint8).astype(np.float64)
+    return tuple(float(v) for v in (values / DIAL_CODE_STEPS) ** 2)
+
+
+def _read_dial(reader: _Reader) -> tuple[float, ...]:
+    (length,) = reader.take(1, "dial length")
+    if length != DIAL_CODES:
+        raise BitstreamError(f"corrupt file: a dial of {length} weights (version {VERSION} holds {DIAL_CODES})")
+    codes = reader.take(length, "dial")
+    if any(codes[i + 1] > codes[i] for i in range(length - 1)):
+        raise BitstreamError("corrupt file: the dial's weights rise with tau")
+    return decode_dial(codes)

@@ -2,7 +2,8 @@
 
 Parsing, the fingerprint check and entropy decoding run once, when the session opens; the
 latent ``y_hat``, the fusion module's condition features and the two end images (tau = 1, and
-tau = 0 per steps and seed) are cached on first use. Under the ``dial`` and ``linear`` modes a
+tau = 0 per steps and seed) are cached on first use. A file that carries the sender's dial for its
+image decodes with that dial instead of the module's calibration. Under the ``dial`` and ``linear`` modes a
 tau between the ends is then a pixel blend of cached images, arithmetic only; ``paper`` mode
 runs eq. 4 per tau but reuses ``y_hat`` and the condition. A lock serialises renders of one
 session, so several threads may share it.
@@ -35,6 +36,7 @@ from dpfusion.fusion.decoding import (
     tau_to_latent_grid,
 )
 from dpfusion.fusion.dial import blend, is_whole, weights_for
+from dpfusion.fusion.image_dial import image_calibration
 from dpfusion.fusion.samplers import sampler_for
 from dpfusion.imageio import to_uint8
 
@@ -66,6 +68,8 @@ class DecodeSession:
         self._base: Tensor | None = None
         self._realistic: OrderedDict[tuple[int, int], Tensor] = OrderedDict()
         self._keep_ends = max(1, keep_ends)
+        self.dial = model.dial if file.dial is None else image_calibration(file.dial, file.quality)
+        """The file's own dial when the sender fitted one (``fusion.image_dial``), else the module's."""
 
     def render(
         self, tau: TauSpec = 1.0, steps: int = DEFAULT_STEPS, seed: int = 0, progress: Progress | None = None
@@ -90,7 +94,7 @@ class DecodeSession:
         with self._lock:
             if self.model.tau_mode == "paper":
                 return self._paper(checked, steps, seed, progress)
-            weights = [weights_for(self.model.tau_mode, self.model.dial, t, self.file.quality) for t in checked]
+            weights = [weights_for(self.model.tau_mode, self.dial, t, self.file.quality) for t in checked]
             # Each end is decoded only when some tau needs it: tau = 0 alone never runs the plain g_s.
             base = None if all(is_whole(w) for w in weights) else self._base_image()
             if not any(np.any(w) for w in weights):

@@ -11,12 +11,17 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dpfusion.bitstream import (
+    DIAL_CODES,
     MAGIC,
     MAX_SIDE,
     MAX_STRINGS,
+    NO_DIAL_VERSION,
+    READABLE_VERSIONS,
     VERSION,
     BitstreamError,
     DpfFile,
+    decode_dial,
+    encode_dial,
     pack,
     unpack,
 )
@@ -34,6 +39,12 @@ dpf_files = st.builds(
     width=st.one_of(st.integers(1, 300), st.integers(1, MAX_SIDE)),
     strings=st.lists(st.binary(max_size=300), min_size=1, max_size=MAX_STRINGS).map(tuple),
     tau=st.one_of(st.none(), st.integers(0, 254).map(lambda t: t / 254)),
+    dial=st.one_of(
+        st.none(),
+        st.lists(st.integers(0, 255), min_size=DIAL_CODES, max_size=DIAL_CODES).map(
+            lambda codes: decode_dial(bytes(sorted(codes, reverse=True)))
+        ),
+    ),
 )
 
 SAMPLE = DpfFile(
@@ -46,6 +57,7 @@ SAMPLE = DpfFile(
     tau=0.5,
 )
 SAMPLE_BYTES = pack(SAMPLE)
+DIAL = decode_dial(bytes([220, 190, 170, 150, 120, 100, 80, 50, 20]))
 
 
 def _with_crc(body: bytes) -> bytes:
@@ -68,7 +80,7 @@ def test_bitstream_error_is_a_dpfusion_error() -> None:
 def test_sample_round_trip_and_layout() -> None:
     assert unpack(SAMPLE_BYTES) == SAMPLE
     assert SAMPLE_BYTES[:3] == MAGIC
-    assert SAMPLE_BYTES[3] == VERSION
+    assert SAMPLE_BYTES[3] == NO_DIAL_VERSION  # no dial: written as version 2, which older readers decode
     assert SAMPLE_BYTES[4] == codec_spec("gain-hyperprior").bitstream_id
     assert struct.unpack("<H", SAMPLE_BYTES[5:7])[0] == 2500
     assert SAMPLE_BYTES[7:15] == SAMPLE.fingerprint
@@ -119,6 +131,11 @@ def test_pack_unpack_round_trip(file: DpfFile) -> None:
         {"tau": float("nan")},
         {"strings": ()},
         {"strings": (b"a",) * (MAX_STRINGS + 1)},
+        {"dial": (0.5,) * (DIAL_CODES - 1)},
+        {"dial": (0.1, *[0.5] * (DIAL_CODES - 1))},
+        {"dial": (1.5,) * DIAL_CODES},
+        {"dial": (-0.1,) * DIAL_CODES},
+        {"dial": (float("nan"),) * DIAL_CODES},
     ],
     ids=lambda changes: "-".join(f"{k}={v!r}"[:24] for k, v in changes.items()),
 )
@@ -133,6 +150,7 @@ def test_pack_refuses_invalid_fields(changes: dict) -> None:
 @example(b"DP")
 @example(MAGIC)
 @example(MAGIC + bytes([VERSION]))
+@example(MAGIC + bytes([NO_DIAL_VERSION]))
 def test_random_bytes_are_refused(data: bytes) -> None:
     with pytest.raises(BitstreamError):
         unpack(data)
@@ -145,19 +163,72 @@ def test_random_bytes_are_refused(data: bytes) -> None:
 @example(b"\x01\x00" + bytes(8) + b"\x05\x05\xff\x01\x01\x00")  # valid: 5x5, one 1-byte string
 @example(b"\x01\x00" + bytes(8) + b"\x85\x00\x05\xff\x01\x01\x00")  # same, non-canonical height
 @example(b"\x01\x00" + bytes(8) + b"\x05\x05\xff\x01\x81\x00\x00")  # same, non-canonical length
+@example(b"\x01\x00" + bytes(8) + b"\x05\x05\xff\x09" + bytes(9) + b"\x01\x01\x00")  # valid version 3
+@example(b"\x01\x00" + bytes(8) + b"\x05\x05\xff\x00\x01\x01\x00")  # version 3 with an empty dial
 def test_random_bodies_with_a_valid_checksum_are_refused_or_canonical(tail: bytes) -> None:
-    """Past the checksum, the parser still either refuses or reads the one canonical encoding."""
-    data = _with_crc(MAGIC + bytes([VERSION]) + bytes([codec_spec("mbt2018").bitstream_id]) + tail)
-    try:
-        parsed = unpack(data)
-    except BitstreamError:
-        return
-    assert pack(parsed) == data
+    """Past the checksum, the parser still either refuses or reads the one canonical encoding, in both versions."""
+    for version in READABLE_VERSIONS:
+        data = _with_crc(MAGIC + bytes([version]) + bytes([codec_spec("mbt2018").bitstream_id]) + tail)
+        try:
+            parsed = unpack(data)
+        except BitstreamError:
+            continue
+        assert pack(parsed) == data
 
 
 def test_minimal_hand_written_file_parses() -> None:
-    data = _with_crc(MAGIC + bytes([VERSION, 4]) + b"\x01\x00" + bytes(8) + b"\x05\x06\xff\x01\x01\x2a")
+    data = _with_crc(MAGIC + bytes([NO_DIAL_VERSION, 4]) + b"\x01\x00" + bytes(8) + b"\x05\x06\xff\x01\x01\x2a")
     assert unpack(data) == DpfFile("mbt2018", 0.001, bytes(8), 5, 6, (b"\x2a",), None)
+
+
+def test_hand_written_version_three_file_carries_the_dial() -> None:
+    codes = bytes([255, 200, 150, 100, 64, 40, 20, 5, 0])
+    data = _with_crc(
+        MAGIC + bytes([VERSION, 4]) + b"\x01\x00" + bytes(8) + b"\x05\x06\xff\x09" + codes + b"\x01\x01\x2a"
+    )
+    file = unpack(data)
+    assert file.dial == pytest.approx([(c / 255) ** 2 for c in codes])
+    assert file.dial[0] == 1.0 and file.dial[-1] == 0.0
+    assert pack(file) == data
+
+
+def test_a_file_with_a_dial_is_version_three_and_ten_bytes_longer() -> None:
+    data = pack(dataclasses.replace(SAMPLE, dial=DIAL))
+    assert data[3] == VERSION
+    assert len(data) == len(SAMPLE_BYTES) + 1 + DIAL_CODES
+    assert unpack(data).dial == DIAL
+
+
+def test_dial_codes_keep_small_weights_precise() -> None:
+    weights = (0.9, 0.5, 0.3, 0.1, 0.05, 0.03, 0.02, 0.01, 0.002)
+    decoded = decode_dial(encode_dial(weights))
+    assert all(abs(d - w) <= 0.0012 for d, w in zip(decoded, weights, strict=True) if w <= 0.05)
+    assert all(abs(d - w) <= 0.004 for d, w in zip(decoded, weights, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("dial_bytes", "message"),
+    [
+        (b"\x00", "dial of 0"),
+        (b"\x08" + bytes(8), "dial of 8"),
+        (b"\x09" + bytes([10, 20]) + bytes(7), "rise"),
+    ],
+)
+def test_bad_dials_in_a_version_three_file_are_refused(dial_bytes: bytes, message: str) -> None:
+    head = MAGIC + bytes([VERSION, 4]) + b"\x01\x00" + bytes(8) + b"\x05\x06\xff"
+    with pytest.raises(BitstreamError, match=message):
+        unpack(_with_crc(head + dial_bytes + b"\x01\x01\x2a"))
+
+
+def test_a_version_two_file_read_as_version_three_is_refused() -> None:
+    data = bytearray(SAMPLE_BYTES)
+    data[len(MAGIC)] = VERSION
+    with pytest.raises(BitstreamError):
+        unpack(_with_crc(bytes(data[:-4])))
+    with_dial = bytearray(pack(dataclasses.replace(SAMPLE, dial=DIAL)))
+    with_dial[len(MAGIC)] = NO_DIAL_VERSION
+    with pytest.raises(BitstreamError):
+        unpack(_with_crc(bytes(with_dial[:-4])))
 
 
 def test_non_canonical_varint_is_refused() -> None:
@@ -184,7 +255,7 @@ def test_every_single_bit_flip_is_refused() -> None:
                 unpack(bytes(data))
 
 
-@pytest.mark.parametrize("version", [v for v in range(256) if v != VERSION])
+@pytest.mark.parametrize("version", [v for v in range(256) if v not in READABLE_VERSIONS])
 def test_other_versions_are_refused(version: int) -> None:
     data = bytearray(SAMPLE_BYTES)
     data[len(MAGIC)] = version

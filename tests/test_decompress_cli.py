@@ -7,6 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from dpfusion.api import load
+from dpfusion.bitstream import decode_dial, unpack
 from dpfusion.cli import main
 from dpfusion.codecs.loading import load_codec
 from dpfusion.fusion.checkpoint import save_fusion
@@ -159,3 +161,28 @@ def test_sampler_flag_reaches_the_decoder(setup, tmp_path, capsys):
     # --compile (a module without adapter blocks has nothing to compile): the same bytes
     assert main(["decompress", str(dpf), "--tau", "0", "-o", str(tmp_path / "c.png"), *args, "--compile"]) == 0
     assert (tmp_path / "c.png").read_bytes() == outputs["ddim3"]
+
+
+def test_compress_fits_the_dial_that_info_shows_and_decompress_uses(setup, tmp_path, tiny_png, capsys, monkeypatch):
+    _, with_fusion, _, codec = setup
+    fitted = decode_dial(bytes([250, 220, 190, 160, 130, 100, 70, 40, 10]))
+    monkeypatch.setattr("dpfusion.api.fit_image_dial", lambda image, base, real: fitted)
+    model_args = ["--model", "gain-hyperprior", "--quality", "1", "--checkpoint", with_fusion[1]]
+    fusion_args = with_fusion[-2:]
+    dpf, plain = tmp_path / "fitted.dpf", tmp_path / "plain.dpf"
+    assert main(["compress", str(tiny_png), "-o", str(dpf), *model_args, *fusion_args]) == 0
+    assert "dial fitted to the image" in capsys.readouterr().out
+    assert main(["compress", str(tiny_png), "-o", str(plain), *model_args, *fusion_args, "--no-image-dial"]) == 0
+    assert "dial fitted" not in capsys.readouterr().out
+    assert unpack(dpf.read_bytes()).dial == fitted and unpack(plain.read_bytes()).dial is None
+    assert main(["info", str(dpf)]) == 0
+    assert "dial: fitted: 0.961 0.744" in capsys.readouterr().out
+    assert main(["info", str(plain)]) == 0
+    assert "dial: the module's" in capsys.readouterr().out
+    for name, path in (("fitted", dpf), ("plain", plain)):
+        out = tmp_path / f"{name}.png"
+        assert main(["decompress", str(path), "-o", str(out), "--tau", "0.5", *with_fusion]) == 0
+    model = load("gain-hyperprior", 1.0, with_fusion[1], with_fusion[-1])
+    expected = model.open(dpf.read_bytes()).render(0.5, steps=3)
+    np.testing.assert_array_equal(load_image(tmp_path / "fitted.png"), expected)
+    assert not np.array_equal(load_image(tmp_path / "fitted.png"), load_image(tmp_path / "plain.png"))

@@ -16,6 +16,7 @@ from dpfusion.bitstream import unpack
 from dpfusion.codecs.adapter import Encoded
 from dpfusion.fusion.decoding import tau_to_latent_grid
 from dpfusion.fusion.dial import DialCalibration
+from dpfusion.fusion.image_dial import image_calibration
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.sampler import TauDDIMSampler
 from dpfusion.fusion.schedule import NoiseSchedule
@@ -83,8 +84,9 @@ def _one_shot(model: Model, data: bytes, taus: list, steps: int, seed: int) -> l
     zero = grid(0.0)
     real = _image(model, codec, _fused(model, y_hat, [zero], steps, seed), zero, size)
     images = []
+    dial = model.dial if file.dial is None else image_calibration(file.dial, file.quality)  # the sender's, if any
     for tau in taus:
-        w = model.dial.weight(tau, file.quality) if model.tau_mode == "dial" else 1.0 - np.asarray(tau, np.float32)
+        w = dial.weight(tau, file.quality) if model.tau_mode == "dial" else 1.0 - np.asarray(tau, np.float32)
         if not np.any(w) or np.all(w == 1.0):  # the ends themselves, not blends that round
             images.append(to_uint8(base if not np.any(w) else real))
             continue

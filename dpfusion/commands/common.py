@@ -89,6 +89,17 @@ def add_tau_mode(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_image_dial(parser: argparse.ArgumentParser) -> None:
+    """``--no-image-dial``: encode without the sender's per-image dial (``dpfusion.fusion.image_dial``)."""
+    parser.add_argument(
+        "--no-image-dial",
+        dest="image_dial",
+        action="store_false",
+        help="do not fit the dial to each image when encoding (faster; the file then decodes with the module's"
+        " calibration)",
+    )
+
+
 def add_sampler(parser: argparse.ArgumentParser) -> None:
     """``--sampler``: a registered sampler (``dpfusion.fusion.samplers``); the registry, not this list, says which."""
     parser.add_argument(

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from dpfusion.api import DEFAULT_STEPS, check_seed
-from dpfusion.commands.common import add_device, add_model, add_sampler, add_tau_mode
+from dpfusion.commands.common import add_device, add_image_dial, add_model, add_sampler, add_tau_mode
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.baselines import BASELINES, check_baseline, quality_list
 from dpfusion.eval.evaluation import evaluate
@@ -63,7 +63,10 @@ def run(args: argparse.Namespace) -> None:
         option = f"--{name}-qualities"
         text = getattr(args, f"{name}_qualities")
         baselines[name] = quality_list(text, option) if text else baseline.qualities
-    models = ModelCache(args.model, args.rates, args.checkpoint, args.fusion, args.tau_mode, args.device, args.sampler)
+    models = ModelCache(
+        args.model, args.rates, args.checkpoint, args.fusion, args.tau_mode, args.device, args.sampler,
+        image_dial=args.image_dial,
+    )  # fmt: skip
     spec = SweepSpec(
         rates=models.rates(),
         taus=_floats(args.taus, "--taus"),
@@ -98,6 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="codec weights; {rate} in the path is replaced per rate for fixed-rate codecs")
     p.add_argument("--fusion", help="fusion module folder (default: the embedded one for the default model)")
     add_tau_mode(p)
+    add_image_dial(p)
     add_sampler(p)
     add_device(p)
     p.add_argument("--rates", help="comma list of rate indices / zoo qualities (default: every rate of the codec)")

@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> None:
         ("weights", file.fingerprint.hex()),
         ("image", f"{file.width}x{file.height}"),
         ("suggested tau", "none" if file.tau is None else f"{file.tau:.3f}"),
+        ("dial", "the module's" if file.dial is None else "fitted: " + " ".join(f"{w:.3f}" for w in file.dial)),
         ("strings", ", ".join(f"{len(s)} B" for s in file.strings)),
         ("size", f"{len(data)} bytes ({len(data) - payload} container overhead)"),
         ("bpp", f"{8 * len(data) / file.pixels:.4f}"),

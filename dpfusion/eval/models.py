@@ -28,15 +28,16 @@ class ModelCache:
         tau_mode: str = DEFAULT_TAU_MODE,
         device: str = "cpu",
         sampler: str | None = None,
+        image_dial: bool = True,
     ):
         if not codec_spec(model).variable_rate and rates is None:
             raise DPFusionError(f"{model} is fixed-rate: give its qualities with --rates (e.g. --rates 1,3,5)")
         self.model, self.requested, self.tau_mode = model, rates, tau_mode
-        self.checkpoint, self.fusion, self.sampler = checkpoint, fusion, sampler
+        self.checkpoint, self.fusion, self.sampler, self.image_dial = checkpoint, fusion, sampler, image_dial
         self.models: dict[float, Model] = {}
         first_rate = None if rates is None else rates[0]
         self.device = resolve_device(device)
-        self.first = load(model, first_rate, *self._paths(rates), tau_mode, self.device, sampler)
+        self.first = self._load(first_rate, self._paths(rates))
         self.variable = self.first.codec.variable_rate
 
     def _paths(self, rates: tuple[float, ...] | None) -> tuple[str | None, str | None]:
@@ -61,5 +62,8 @@ class ModelCache:
                 self.models[rate] = self.first
             else:
                 paths = self._paths((rate,))
-                self.models[rate] = load(self.model, rate, *paths, self.tau_mode, self.device, self.sampler)
+                self.models[rate] = self._load(rate, paths)
         return self.models[rate]
+
+    def _load(self, rate: float | None, paths: tuple[str | None, str | None]) -> Model:
+        return load(self.model, rate, *paths, self.tau_mode, self.device, self.sampler, image_dial=self.image_dial)

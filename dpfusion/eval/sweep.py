@@ -35,6 +35,7 @@ from dpfusion.eval.journal import Journal, Record
 from dpfusion.eval.records import MODEL_KIND, UnitRecord, tau_key
 from dpfusion.eval.scoring import Scorer
 from dpfusion.fusion.dial import LEGACY_DIAL_VERSION
+from dpfusion.fusion.image_dial import FIT_SIGNATURE
 from dpfusion.fusion.samplers import trained_sampler
 from dpfusion.imageio import image_files, load_image, save_png
 
@@ -81,8 +82,9 @@ def list_images(folder: str | Path) -> list[DatasetImage]:
 def model_signature(model: Model, taus: Sequence[float] = (0.5,)) -> str:
     """Identifies the codec weights, the fusion weights and the noise schedule that decode, the sampler when
     some tau is below 1 and it is not the one the module was trained for (so journals of the default decode
-    stay valid), and the tau mode (with its calibration) when some tau lies strictly inside (0, 1): at 0 and 1
-    every mode decodes the same. The step count and the seed are in each record's key."""
+    stay valid), and the tau mode (with its calibration, and the sender's per-image dial when it fits one) when
+    some tau lies strictly inside (0, 1): at 0 and 1 every mode decodes the same. The step count and the seed
+    are in each record's key."""
     codec = model.codec
     if model.fusion is None:
         fusion = "none"
@@ -99,6 +101,8 @@ def model_signature(model: Model, taus: Sequence[float] = (0.5,)) -> str:
             # hashed as schema 1 stored it, with its own version: committed journals keep their keys
             stored = {"version": LEGACY_DIAL_VERSION, **model.dial.config}
             dial += ":" + hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()[:16]
+        if model.fits_image_dial:
+            dial += f":image_dial={FIT_SIGNATURE}"
     return f"{codec.name}:{codec.fingerprint.hex()}:fusion={fusion}{dial}"
 
 

@@ -1,0 +1,107 @@
+"""How many blend weights must the sender score to fit a per-image dial? Chosen on validation photos.
+
+Each photo is scored along the blend of its two ends on a dense grid of weights (the reference
+curve). A per-image dial is then fitted from a subset of those weights (the sender's probes) and
+quantised as a file stores it; the module's calibration is the other contender. Both are read off
+the reference curve (linear between its weights) at tau = 0.05, 0.10, ..., 0.95, and the evenness
+of the mean curve, ``max |u(tau) - (1 - tau)|``, is printed at the file's knots (0.1, ..., 0.9) and
+at all nineteen taus. Kodak is not for this: run it on ``DATA/validation``.
+
+    python benchmarks/image_dial_probes.py /work/traindata/validation --rates 0,1,3,5 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import dpfusion  # noqa: E402
+from dpfusion.bitstream import decode_dial, encode_dial  # noqa: E402
+from dpfusion.eval.dial_criteria import Point, evenness  # noqa: E402
+from dpfusion.eval.sweep import list_images  # noqa: E402
+from dpfusion.fusion.image_dial import IMAGE_DIAL_KNOTS, PROBE_WEIGHTS, blend_scores, even_weights  # noqa: E402
+from dpfusion.imageio import load_image  # noqa: E402
+
+DENSE = tuple(sorted({*PROBE_WEIGHTS, 0.005, 0.015, 0.04, 0.06, 0.085, 0.115, 0.145, 0.18, 0.225, 0.275, 0.35,
+                      0.45, 0.55, 0.65, 0.75, 0.85, 0.95}))  # fmt: skip
+PROBE_SETS = {
+    "19 (shipped)": PROBE_WEIGHTS,
+    "10": (0.0, 0.02, 0.05, 0.1, 0.16, 0.25, 0.4, 0.6, 0.8, 1.0),
+    "6": (0.0, 0.05, 0.16, 0.4, 0.7, 1.0),
+}
+TAUS = tuple(float(t) for t in np.round(np.linspace(0.05, 0.95, 19), 4))
+
+
+def dense_curves(folder: str, rates: list[float]) -> np.ndarray:
+    """(images, rates, len(DENSE)): each photo's LPIPS along the blend of its two ends."""
+    model = dpfusion.load(image_dial=False)
+    images = list_images(folder)
+    out = np.zeros((len(images), len(rates), len(DENSE)))
+    for i, entry in enumerate(images):
+        image = load_image(entry.path)
+        for j, rate in enumerate(rates):
+            base, real = model.open(model.compress(image, quality=rate)).render_tensors([1.0, 0.0])
+            out[i, j] = blend_scores(image, base, real, DENSE)[:, 0]
+        print(f"{entry.name}: scored", flush=True)
+    return out
+
+
+def fitted(curve: np.ndarray, probes: tuple[float, ...]) -> np.ndarray:
+    """The file's weights at IMAGE_DIAL_KNOTS, fitted from the probes only."""
+    index = [DENSE.index(w) for w in probes]
+    weights = even_weights(probes, curve[index], IMAGE_DIAL_KNOTS, "probe")
+    return np.asarray((1.0, *decode_dial(encode_dial(weights[1:-1])), 0.0))
+
+
+def mean_evenness(curves: np.ndarray, dials: list[tuple[tuple[float, ...], np.ndarray]]) -> tuple[float, float]:
+    """Evenness of the mean curve at the knots and at every tau in TAUS; image i has the dial (knots, weights)
+    ``dials[i]``."""
+    taus = (0.0, *TAUS, 1.0)
+    lpips = np.mean(
+        [np.interp(np.interp(taus, knots, w), DENSE, c) for c, (knots, w) in zip(curves, dials, strict=True)],
+        axis=0,
+    )
+    points = [Point(t, 0.0, float(v)) for t, v in zip(taus, lpips, strict=True)]
+    knots = [p for p in points if p.tau in (0.0, 1.0) or round(p.tau * 10, 6).is_integer()]
+    return evenness(knots), evenness(points)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder")
+    parser.add_argument("--rates", default="0,1,3,5")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cache", help="an .npz of the dense curves: read if present, else written")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rates = [float(r) for r in args.rates.split(",")]
+    if args.cache and Path(args.cache).is_file():
+        curves = np.load(args.cache)["curves"]
+    else:
+        curves = dense_curves(args.folder, rates)
+        if args.cache:
+            np.savez(args.cache, curves=curves)
+    module = dpfusion.load(image_dial=False).dial
+    print(f"{len(curves)} photos; evenness of the mean curve at the knots / at tau = 0.05, 0.10, ..., 0.95")
+    print("dial | " + " | ".join(f"rate {r:g}" for r in rates))
+    rows = {"module calibration": [[(module.knots, module.curve(r))] * len(curves) for r in rates]}
+    for name, probes in PROBE_SETS.items():
+        rows[f"per image, {name} probes"] = [
+            [(IMAGE_DIAL_KNOTS, fitted(c, probes)) for c in curves[:, j]] for j in range(len(rates))
+        ]
+    for name, per_rate in rows.items():
+        cells = []
+        for j, dials in enumerate(per_rate):
+            at_knots, everywhere = mean_evenness(curves[:, j], dials)
+            cells.append(f"{at_knots:.3f} / {everywhere:.3f}")
+        print(f"{name} | " + " | ".join(cells))
+
+
+if __name__ == "__main__":
+    main()

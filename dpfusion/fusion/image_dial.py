@@ -1,0 +1,110 @@
+"""The dial fitted by the sender to one image, carried in the file in a few bytes.
+
+A calibration made on validation photos is even on average, but not on a given photo: on Kodak
+at the lowest rate the blend's LPIPS fell much faster for small weights than on any validation
+photo (docs/METHOD.md). The sender holds the original, so it can measure this image's own LPIPS
+along the blend of the two ends it is about to send and write the weights that make equal steps
+in tau equal steps in LPIPS *for this image*. The receiver reads them instead of the module's
+calibration; a file without them decodes with the module's calibration, as before.
+
+Stored by :func:`dpfusion.bitstream.encode_dial`: one byte per interior knot, tau = 0.1, ..., 0.9.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+from torch import Tensor
+
+from dpfusion.bitstream import DIAL_CODES, decode_dial, encode_dial
+from dpfusion.errors import DPFusionError
+from dpfusion.fusion.dial import DialCalibration, blend
+from dpfusion.imageio import to_tensor, to_uint8
+from dpfusion.metrics import METRICS
+
+IMAGE_DIAL_KNOTS = tuple(float(t) for t in np.round(np.linspace(0, 1, DIAL_CODES + 2), 4))
+"""tau knots of a per-image dial: the stored weights are those of the nine interior ones."""
+PROBE_WEIGHTS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+"""Blend weights the sender scores: dense near 0, where LPIPS moves fastest."""
+PERCEPTUAL = "lpips_alex"
+FULL_IMAGE_PIXELS = 1 << 20
+"""Images up to this many pixels are scored whole; larger ones on a grid of crops, to bound the sender's cost."""
+CROP = 512
+CROP_GRID = 4
+FIT_SIGNATURE = hashlib.sha256(
+    repr((PERCEPTUAL, PROBE_WEIGHTS, IMAGE_DIAL_KNOTS, FULL_IMAGE_PIXELS, CROP, CROP_GRID)).encode()
+).hexdigest()[:12]
+"""Names the fitting procedure, so results measured with one are not mistaken for another's."""
+
+
+def blend_scores(
+    reference: np.ndarray, base: Tensor, real: Tensor, weights: Sequence[float], metric: str = PERCEPTUAL
+) -> np.ndarray:
+    """(len(weights), 2): the perceptual distance and PSNR of each blend against the reference.
+
+    The blends are made exactly as the decoder makes them: from the two ends before rounding, then
+    rounded to 8 bits once. Blending already-rounded ends adds a second rounding that LPIPS notices
+    (0.0005 on one photo at rate 5, a tenth of the dial's range there) and a calibration would then be
+    even for images the decoder never shows.
+    """
+    x = to_tensor(reference)
+    out = []
+    for w in weights:
+        blended = to_tensor(to_uint8(blend(base, real, float(w))))
+        out.append((float(METRICS[metric](blended, x)[0]), float(METRICS["psnr"](blended, x)[0])))
+    return np.asarray(out)
+
+
+def even_weights(
+    grid: Sequence[float], distances: Sequence[float], knots: Sequence[float], what: str
+) -> tuple[float, ...]:
+    """The blend weight at each tau knot that travels the share ``1 - tau`` of the distance's range.
+
+    ``distances`` are scored at the blend weights ``grid`` (0 first, 1 last); the share travelled is made
+    monotone (a blend may score better than the realistic end itself) before it is inverted.
+    """
+    lpips = np.asarray(distances, dtype=np.float64)
+    span = lpips[0] - lpips[-1]
+    if span <= 0:
+        raise DPFusionError(f"{what}: the realistic end has no lower LPIPS than the base")
+    share = np.maximum.accumulate(np.clip((lpips[0] - lpips) / span, 0.0, 1.0))
+    share[-1] = 1.0
+    weights_grid = np.asarray(grid, dtype=np.float64)
+    # np.interp needs rising x: drop the flat stretches, keep the first weight of each
+    keep = np.concatenate([[True], np.diff(share) > 0])
+    weights = np.interp(1.0 - np.asarray(knots), share[keep], weights_grid[keep])
+    weights[0], weights[-1] = 1.0, 0.0
+    return tuple(float(w) for w in np.minimum.accumulate(weights))
+
+
+def probe_regions(height: int, width: int) -> list[tuple[slice, slice]]:
+    """Where the sender scores: the whole image, or a grid of crops once it passes ``FULL_IMAGE_PIXELS``."""
+    if height * width <= FULL_IMAGE_PIXELS:
+        return [(slice(0, height), slice(0, width))]
+    size_h, size_w = min(CROP, height), min(CROP, width)
+    tops = np.linspace(0, height - size_h, CROP_GRID).round().astype(int)
+    lefts = np.linspace(0, width - size_w, CROP_GRID).round().astype(int)
+    return [(slice(t, t + size_h), slice(s, s + size_w)) for t in tops for s in lefts]
+
+
+def fit_image_dial(
+    reference: np.ndarray, base: Tensor, real: Tensor, probe: Sequence[float] = PROBE_WEIGHTS, metric: str = PERCEPTUAL
+) -> tuple[float, ...] | None:
+    """The interior weights of an even dial for this image, quantised as stored; None where the realistic
+    end is no closer perceptually than the base (a flat image), so the file keeps the module's dial."""
+    distances = np.zeros(len(probe))
+    for rows, cols in probe_regions(*reference.shape[:2]):
+        scores = blend_scores(reference[rows, cols], base[..., rows, cols], real[..., rows, cols], probe, metric)
+        distances += scores[:, 0]
+    try:
+        weights = even_weights(probe, distances, IMAGE_DIAL_KNOTS, "this image")
+    except DPFusionError:
+        return None
+    return decode_dial(encode_dial(weights[1:-1]))
+
+
+def image_calibration(weights: Sequence[float], quality: float) -> DialCalibration:
+    """The dial a file's own weights describe, in the module calibration's form."""
+    return DialCalibration(IMAGE_DIAL_KNOTS, {float(quality): (1.0, *weights, 0.0)})

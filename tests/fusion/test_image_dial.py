@@ -1,0 +1,168 @@
+"""The sender's per-image dial: the inversion, the fit on a real LPIPS curve, where it scores, how a file carries it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dpfusion.api import Model
+from dpfusion.bitstream import decode_dial, encode_dial, unpack
+from dpfusion.errors import DPFusionError
+from dpfusion.eval.sweep import model_signature
+from dpfusion.fusion import image_dial
+from dpfusion.fusion.dial import blend
+from dpfusion.fusion.image_dial import (
+    FULL_IMAGE_PIXELS,
+    IMAGE_DIAL_KNOTS,
+    PROBE_WEIGHTS,
+    blend_scores,
+    even_weights,
+    fit_image_dial,
+    image_calibration,
+    probe_regions,
+)
+from dpfusion.fusion.schedule import NoiseSchedule
+from dpfusion.imageio import to_tensor
+from tests.fusion.conftest import build_fusion
+
+torch.set_num_threads(1)
+INTERIOR = IMAGE_DIAL_KNOTS[1:-1]
+
+
+def test_even_weights_invert_a_known_curve() -> None:
+    # LPIPS(w) = 1 - sqrt(w): the share travelled is sqrt(w), so an even dial has w(tau) = (1 - tau)^2
+    grid = np.linspace(0, 1, 401)
+    weights = even_weights(grid, 1.0 - np.sqrt(grid), IMAGE_DIAL_KNOTS, "test")
+    np.testing.assert_allclose(weights, (1.0 - np.asarray(IMAGE_DIAL_KNOTS)) ** 2, atol=2e-3)
+
+
+def test_even_weights_survive_a_blend_that_beats_the_realistic_end() -> None:
+    grid = (0.0, 0.25, 0.5, 0.75, 1.0)
+    weights = even_weights(grid, (1.0, 0.6, 0.3, 0.1, 0.2), IMAGE_DIAL_KNOTS, "test")  # w = 0.75 beats w = 1
+    assert weights[0] == 1.0 and weights[-1] == 0.0
+    assert all(a >= b for a, b in zip(weights, weights[1:], strict=False))
+
+
+def test_even_weights_refuse_a_realistic_end_that_is_no_better() -> None:
+    with pytest.raises(DPFusionError, match="no lower LPIPS"):
+        even_weights((0.0, 1.0), (0.3, 0.3), IMAGE_DIAL_KNOTS, "photo.png")
+
+
+def _ends(image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """A blurred base and a realistic end that is the original plus faint noise: LPIPS falls along the blend."""
+    x = to_tensor(image)
+    base = F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    real = (x + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    return base, real
+
+
+def test_fitted_dial_is_even_on_its_own_image(tiny_image_factory) -> None:
+    image = tiny_image_factory(96, 128, seed=2)
+    base, real = _ends(image)
+    weights = fit_image_dial(image, base, real)
+    assert weights is not None and len(weights) == len(INTERIOR)
+    assert decode_dial(encode_dial(weights)) == weights  # already quantised as a file stores it
+    lpips = blend_scores(image, base, real, (0.0, *weights, 1.0))[:, 0]
+    shares = (lpips[0] - lpips[1:-1]) / (lpips[0] - lpips[-1])
+    np.testing.assert_allclose(shares, 1.0 - np.asarray(INTERIOR), atol=0.05)
+    # the linear blend (w = 1 - tau) is far from even on the same image: the fit did the work
+    linear = blend_scores(image, base, real, (0.0, *(1.0 - np.asarray(INTERIOR)), 1.0))[:, 0]
+    linear_shares = (linear[0] - linear[1:-1]) / (linear[0] - linear[-1])
+    assert np.max(np.abs(linear_shares - (1.0 - np.asarray(INTERIOR)))) > 0.1
+
+
+def test_no_dial_is_fitted_where_the_realistic_end_is_no_better(tiny_image_factory) -> None:
+    image = tiny_image_factory(64, 64)
+    base, _ = _ends(image)
+    assert fit_image_dial(image, base, base.clone()) is None
+
+
+def test_large_images_are_scored_on_a_grid_of_crops() -> None:
+    assert probe_regions(512, 768) == [(slice(0, 512), slice(0, 768))]
+    regions = probe_regions(3000, 4000)
+    assert 3000 * 4000 > FULL_IMAGE_PIXELS and len(regions) == 16
+    assert all(r.stop - r.start == 512 and c.stop - c.start == 512 for r, c in regions)
+    assert (regions[0][0].start, regions[0][1].start) == (0, 0)
+    assert (regions[-1][0].stop, regions[-1][1].stop) == (3000, 4000)
+
+
+def test_crops_are_what_is_scored(monkeypatch) -> None:
+    seen = []
+    monkeypatch.setattr(image_dial, "FULL_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(image_dial, "CROP", 8)
+    monkeypatch.setattr(image_dial, "CROP_GRID", 2)
+
+    def scores(reference, base, real, weights, metric="lpips_alex"):
+        seen.append((reference.shape, tuple(base.shape), tuple(real.shape)))
+        return np.stack([1.0 - np.asarray(weights), np.zeros(len(weights))], axis=1)
+
+    monkeypatch.setattr(image_dial, "blend_scores", scores)
+    image = np.zeros((20, 30, 3), np.uint8)
+    weights = fit_image_dial(image, torch.zeros(1, 3, 20, 30), torch.ones(1, 3, 20, 30))
+    assert seen == [((8, 8, 3), (1, 3, 8, 8), (1, 3, 8, 8))] * 4
+    np.testing.assert_allclose(weights, 1.0 - np.asarray(INTERIOR), atol=0.004)
+
+
+def test_image_calibration_maps_scalars_and_maps() -> None:
+    weights = decode_dial(bytes([240, 200, 160, 130, 100, 80, 60, 40, 20]))
+    dial = image_calibration(weights, 2.0)
+    assert dial.weight(1.0, 2.0) == 0.0 and dial.weight(0.0, 2.0) == 1.0
+    assert dial.weight(0.1, 2.0) == pytest.approx(weights[0])
+    assert dial.weight(0.15, 5.0) == pytest.approx((weights[0] + weights[1]) / 2)  # any rate: the file's own
+    tau_map = np.array([[0.0, 0.1], [0.9, 1.0]], np.float32)
+    np.testing.assert_allclose(dial.weight(tau_map, 2.0), [[1.0, weights[0]], [weights[-1], 0.0]], rtol=1e-6)
+
+
+@pytest.fixture
+def dial_model(tiny_gain_codec) -> Model:
+    fusion = build_fusion(tiny_gain_codec.latent_channels, seed=3)
+    return Model(tiny_gain_codec, fusion, NoiseSchedule(num_train_steps=100), image_dial=True)
+
+
+def test_compress_writes_the_fitted_dial_and_the_session_renders_with_it(dial_model, tiny_image, monkeypatch):
+    fitted = decode_dial(bytes([250, 230, 200, 170, 140, 110, 80, 50, 20]))
+    calls = []
+
+    def fake_fit(image, base, real):
+        calls.append((image.shape, tuple(base.shape), tuple(real.shape)))
+        return fitted
+
+    monkeypatch.setattr("dpfusion.api.fit_image_dial", fake_fit)
+    data = dial_model.compress(tiny_image)
+    assert len(calls) == 1 and unpack(data).dial == fitted
+    session = dial_model.open(data)
+    base, real = session.render_tensors([1.0, 0.0])
+    for tau, weight in zip(INTERIOR, fitted, strict=True):
+        expected = blend(base, real, weight)
+        torch.testing.assert_close(session.render_tensors([tau])[0], expected, rtol=0, atol=1e-6)
+    plain = dataclasses.replace(dial_model, image_dial=False).compress(tiny_image)
+    assert unpack(plain).dial is None
+    np.testing.assert_array_equal(dial_model.decompress(data, 1.0), dial_model.decompress(plain, 1.0))
+    assert len(data) == len(plain) + 10
+
+
+def test_no_fit_without_the_dial_mode_a_fusion_module_or_when_switched_off(dial_model, tiny_gain_codec, monkeypatch):
+    monkeypatch.setattr("dpfusion.api.fit_image_dial", lambda *a: pytest.fail("the sender fitted a dial"))
+    assert not dataclasses.replace(dial_model, tau_mode="linear").fits_image_dial
+    assert not dataclasses.replace(dial_model, image_dial=False).fits_image_dial
+    assert not Model(tiny_gain_codec).fits_image_dial
+    assert dial_model.fits_image_dial
+
+
+def test_a_flat_fit_leaves_the_file_without_a_dial(dial_model, tiny_image, monkeypatch):
+    monkeypatch.setattr("dpfusion.api.fit_image_dial", lambda *a: None)
+    assert unpack(dial_model.compress(tiny_image)).dial is None
+
+
+def test_the_sweep_tells_fitted_from_module_dials_apart(dial_model) -> None:
+    plain = dataclasses.replace(dial_model, image_dial=False)
+    assert model_signature(dial_model, (0.5,)) != model_signature(plain, (0.5,))
+    assert model_signature(dial_model, (0.0, 1.0)) == model_signature(plain, (0.0, 1.0))  # the ends: no dial
+
+
+def test_probe_weights_rise_from_zero_to_one() -> None:
+    assert PROBE_WEIGHTS[0] == 0.0 and PROBE_WEIGHTS[-1] == 1.0 and np.all(np.diff(PROBE_WEIGHTS) > 0)
