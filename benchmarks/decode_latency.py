@@ -8,7 +8,8 @@ switched off (the tau = 0 decode as it was before them: the plain g_s decoded to
 weight 1, the adapter's blocks added out of place), one CPU thread, and with ``--compile`` the
 optional torch.compile of the adapted g_s (compiled in the discarded first round); a decode
 session re-rendering a new tau once both ends are cached; then the parts of a tau = 0 decode
-(entropy decoding, g_s, g_s with the adapter's blocks, the condition branch, one fusion step).
+(entropy decoding, g_s, g_s with the adapter's blocks, the condition branch, one fusion step),
+and the sender's encode with and without fitting the dial to the image.
 Paths run round-robin, one call each per round, the first round discarded: each round's ratio to
 that round's base decode is side by side, not minutes apart; the table gives the median time, the
 median ratio and the ratios' range over the rounds. Then the peak resident memory of a full
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import itertools
 import json
 import statistics
@@ -132,6 +134,15 @@ def _decodes(model: Model, data: bytes, compiled: bool) -> dict[str, Callable[[]
     return paths
 
 
+def _encodes(model: Model, image: np.ndarray, rate: float) -> dict[str, Callable[[], object]]:
+    """The sender's side, against the same base decode: a plain encode and one that fits the dial to the image."""
+    plain = dataclasses.replace(model, image_dial=False)
+    return {
+        "encode, module's dial (--no-image-dial)": lambda: plain.compress(image, quality=rate),
+        "encode, dial fitted to the image": lambda: model.compress(image, quality=rate),
+    }
+
+
 def _paths(model: Model, data: bytes, compiled: bool) -> dict[str, Callable[[], object]]:
     session = model.open(data)
     session.render_many([0.0, 1.0])
@@ -215,7 +226,8 @@ def main() -> None:
         f"median of {args.repeats} round-robin rounds"
     )
     started = time.perf_counter()
-    _report(_side_by_side(_paths(model, data, args.compile), args.repeats), "base decode (tau = 1)")
+    paths = _paths(model, data, args.compile) | _encodes(model, image, args.rate)
+    _report(_side_by_side(paths, args.repeats), "base decode (tau = 1)")
     print(f"timing took {time.perf_counter() - started:.0f} s")
     if not args.skip_memory:
         _memory(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from dpfusion.fusion.checkpoint import load_dial, load_fusion
 from dpfusion.fusion.compiled import compile_adapter
 from dpfusion.fusion.decoding import DEFAULT_STEPS, MAX_SEED, TauSpec, check_seed
 from dpfusion.fusion.dial import DEFAULT_TAU_MODE, LINEAR, TAU_MODES, DialCalibration
-from dpfusion.fusion.image_dial import fit_image_dial
+from dpfusion.fusion.image_dial import fit_image_dial, fit_unavailable
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.samplers import SAMPLERS
 from dpfusion.fusion.schedule import NoiseSchedule
@@ -61,11 +62,22 @@ class Model:
         array = load_image(image) if isinstance(image, str | Path) else image
         codec = self.codec if quality is None else self.codec.with_quality(quality)
         data = compress(codec, array, tau=tau)
-        return self._with_image_dial(array, data) if self.fits_image_dial else data
+        if not self._wants_image_dial:
+            return data
+        reason = fit_unavailable()
+        if reason is None:
+            return self._with_image_dial(array, data)
+        warnings.warn(f"no per-image dial written, the file keeps the module's: {reason}", stacklevel=2)
+        return data
+
+    @property
+    def _wants_image_dial(self) -> bool:
+        return self.image_dial and self.fusion is not None and self.tau_mode == "dial"
 
     @property
     def fits_image_dial(self) -> bool:
-        return self.image_dial and self.fusion is not None and self.tau_mode == "dial"
+        """Whether :meth:`compress` writes a per-image dial: asked for, and LPIPS's weights are prepared."""
+        return self._wants_image_dial and fit_unavailable() is None
 
     def _with_image_dial(self, image: np.ndarray, data: bytes) -> bytes:
         """The sender decodes both ends it sends, measures this image's LPIPS along their blend and stores

@@ -10,15 +10,15 @@ Layout (integers little-endian, ``varint`` = unsigned LEB128)::
     height     varint
     width      varint
     tau        1 byte   sender's suggested tau x 254, or 255 for none
-    dial       version 3 only: 1 byte n = 9, then n bytes: the sender's per-image dial
-               (``fusion.image_dial``), round(sqrt(w) * 255) at tau = 0.1, ..., 0.9; version 2
-               files have none and decode with the module's calibration
+    dial       version 3 only: 1 byte n = 11, then n bytes: the sender's per-image dial
+               (``fusion.image_dial``), round(sqrt(w) * 255) at the taus of ``DIAL_TAUS``;
+               version 2 files have none and decode with the module's calibration
     n_strings  1 byte
     lengths    varint x n_strings
     strings    the entropy-coded bytes, back to back
     crc32      4 bytes  over everything before it
 
-Typical overhead over the raw strings: 27-29 bytes, 10 more with a per-image dial. A file
+Typical overhead over the raw strings: 27-29 bytes, 12 more with a per-image dial. A file
 without a dial is written as version 2, so older readers still decode it. Every violation of this layout
 raises ``BitstreamError``; a file is never half-parsed into a wrong image.
 """
@@ -44,7 +44,11 @@ NO_DIAL_VERSION = 2
 READABLE_VERSIONS = (NO_DIAL_VERSION, VERSION)
 FLOAT_ENTROPY_VERSION = 1
 NO_TAU = 255
-DIAL_CODES = 9
+DIAL_TAUS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""The taus a per-image dial stores a weight for: every tenth, and two more near tau = 0, where a photo's
+blend often beats its own realistic end and the weight falls fastest (chosen on the validation photos,
+``benchmarks/image_dial_probes.py``)."""
+DIAL_CODES = len(DIAL_TAUS)
 DIAL_CODE_STEPS = 255
 MAX_STRINGS = 8
 MAX_SIDE = 1 << 20
@@ -66,7 +70,7 @@ class DpfFile:
     strings: tuple[bytes, ...]
     tau: float | None = None
     dial: tuple[float, ...] | None = None
-    """The sender's dial for this image: blend weights at tau = 0.1, ..., 0.9 (``fusion.image_dial``)."""
+    """The sender's dial for this image: blend weights at the taus of ``DIAL_TAUS`` (``fusion.image_dial``)."""
 
     @property
     def pixels(self) -> int:

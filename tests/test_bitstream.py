@@ -57,7 +57,7 @@ SAMPLE = DpfFile(
     tau=0.5,
 )
 SAMPLE_BYTES = pack(SAMPLE)
-DIAL = decode_dial(bytes([220, 190, 170, 150, 120, 100, 80, 50, 20]))
+DIAL = decode_dial(bytes([240, 230, 220, 190, 170, 150, 120, 100, 80, 50, 20]))
 
 
 def _with_crc(body: bytes) -> bytes:
@@ -163,7 +163,7 @@ def test_random_bytes_are_refused(data: bytes) -> None:
 @example(b"\x01\x00" + bytes(8) + b"\x05\x05\xff\x01\x01\x00")  # valid: 5x5, one 1-byte string
 @example(b"\x01\x00" + bytes(8) + b"\x85\x00\x05\xff\x01\x01\x00")  # same, non-canonical height
 @example(b"\x01\x00" + bytes(8) + b"\x05\x05\xff\x01\x81\x00\x00")  # same, non-canonical length
-@example(b"\x01\x00" + bytes(8) + b"\x05\x05\xff\x09" + bytes(9) + b"\x01\x01\x00")  # valid version 3
+@example(b"\x01\x00" + bytes(8) + b"\x05\x05\xff\x0b" + bytes(11) + b"\x01\x01\x00")  # valid version 3
 @example(b"\x01\x00" + bytes(8) + b"\x05\x05\xff\x00\x01\x01\x00")  # version 3 with an empty dial
 def test_random_bodies_with_a_valid_checksum_are_refused_or_canonical(tail: bytes) -> None:
     """Past the checksum, the parser still either refuses or reads the one canonical encoding, in both versions."""
@@ -182,10 +182,9 @@ def test_minimal_hand_written_file_parses() -> None:
 
 
 def test_hand_written_version_three_file_carries_the_dial() -> None:
-    codes = bytes([255, 200, 150, 100, 64, 40, 20, 5, 0])
-    data = _with_crc(
-        MAGIC + bytes([VERSION, 4]) + b"\x01\x00" + bytes(8) + b"\x05\x06\xff\x09" + codes + b"\x01\x01\x2a"
-    )
+    codes = bytes([255, 240, 200, 150, 100, 64, 40, 20, 10, 5, 0])
+    head = MAGIC + bytes([VERSION, 4]) + b"\x01\x00" + bytes(8) + b"\x05\x06\xff"
+    data = _with_crc(head + bytes([DIAL_CODES]) + codes + b"\x01\x01\x2a")
     file = unpack(data)
     assert file.dial == pytest.approx([(c / 255) ** 2 for c in codes])
     assert file.dial[0] == 1.0 and file.dial[-1] == 0.0
@@ -200,7 +199,7 @@ def test_a_file_with_a_dial_is_version_three_and_ten_bytes_longer() -> None:
 
 
 def test_dial_codes_keep_small_weights_precise() -> None:
-    weights = (0.9, 0.5, 0.3, 0.1, 0.05, 0.03, 0.02, 0.01, 0.002)
+    weights = (0.97, 0.95, 0.9, 0.5, 0.3, 0.1, 0.05, 0.03, 0.02, 0.01, 0.002)
     decoded = decode_dial(encode_dial(weights))
     assert all(abs(d - w) <= 0.0012 for d, w in zip(decoded, weights, strict=True) if w <= 0.05)
     assert all(abs(d - w) <= 0.004 for d, w in zip(decoded, weights, strict=True))
@@ -210,8 +209,9 @@ def test_dial_codes_keep_small_weights_precise() -> None:
     ("dial_bytes", "message"),
     [
         (b"\x00", "dial of 0"),
-        (b"\x08" + bytes(8), "dial of 8"),
-        (b"\x09" + bytes([10, 20]) + bytes(7), "rise"),
+        (b"\x0a" + bytes(10), "dial of 10"),
+        (b"\x0c" + bytes(12), "dial of 12"),
+        (b"\x0b" + bytes([10, 20]) + bytes(9), "rise"),
     ],
 )
 def test_bad_dials_in_a_version_three_file_are_refused(dial_bytes: bytes, message: str) -> None:

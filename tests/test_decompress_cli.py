@@ -165,7 +165,7 @@ def test_sampler_flag_reaches_the_decoder(setup, tmp_path, capsys):
 
 def test_compress_fits_the_dial_that_info_shows_and_decompress_uses(setup, tmp_path, tiny_png, capsys, monkeypatch):
     _, with_fusion, _, codec = setup
-    fitted = decode_dial(bytes([250, 220, 190, 160, 130, 100, 70, 40, 10]))
+    fitted = decode_dial(bytes([250, 220, 190, 160, 130, 100, 70, 40, 30, 20, 10]))
     monkeypatch.setattr("dpfusion.api.fit_image_dial", lambda image, base, real: fitted)
     model_args = ["--model", "gain-hyperprior", "--quality", "1", "--checkpoint", with_fusion[1]]
     fusion_args = with_fusion[-2:]

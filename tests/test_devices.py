@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
 from dpfusion.api import Model
+from dpfusion.bitstream import unpack
 from dpfusion.cli import main
 from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
@@ -51,12 +53,16 @@ def test_model_to_cpu_keeps_every_byte(model, tiny_image):
 
 
 def test_on_another_device_entropy_coding_stays_on_the_cpu(model, tiny_image):
-    """On the meta device (shapes only) g_s and the fusion module run there, the bitstream is unchanged."""
-    data = model.compress(tiny_image)
+    """On the meta device (shapes only) g_s and the fusion module run there, the bitstream is unchanged.
+
+    The sender's dial fit scores decoded pixels, which the meta device has none of: it is off here, and the
+    entropy-coded strings (all a receiver's latent depends on) are compared with those of a fitted CPU file."""
+    data = dataclasses.replace(model, image_dial=False).compress(tiny_image)
     codec = copy.deepcopy(model.codec)
-    meta = Model(codec, copy.deepcopy(model.fusion), model.schedule).to("meta")
+    meta = Model(codec, copy.deepcopy(model.fusion), model.schedule, image_dial=False).to("meta")
     assert codec.model.g_s[0].weight.is_meta and not codec.model.g_a[0].weight.is_meta
     assert meta.compress(tiny_image) == data  # g_a and the entropy models stay on the CPU
+    assert unpack(model.compress(tiny_image)).strings == unpack(data).strings
     session = meta.open(data)
     assert session.y_hat.is_meta  # entropy-decoded on the CPU, then moved
     ramp = np.linspace(0, 1, tiny_image.shape[1], dtype=np.float32)[None].repeat(tiny_image.shape[0], 0)

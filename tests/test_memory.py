@@ -139,7 +139,7 @@ def test_an_allocation_that_fails_anyway_is_one_line(error, tiny_png, monkeypatc
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr("dpfusion.commands.compress.compress", fail)
+    monkeypatch.setattr("dpfusion.api.compress", fail)
     assert cli.main(["compress", str(tiny_png), "-o", str(tiny_png.with_suffix(".dpf"))]) == 1
     err = capsys.readouterr().err
     assert err.startswith("dpfusion: error: out of memory (") and err.count("\n") == 1
@@ -152,6 +152,6 @@ def test_other_runtime_errors_keep_their_traceback(tiny_png, monkeypatch) -> Non
     def fail(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("dpfusion.commands.compress.compress", fail)
+    monkeypatch.setattr("dpfusion.api.compress", fail)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["compress", str(tiny_png), "-o", str(tiny_png.with_suffix(".dpf"))])

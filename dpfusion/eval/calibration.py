@@ -16,23 +16,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from dpfusion.api import Model
 from dpfusion.atomic import atomic_path
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import CONFIG_NAME, read_manifest
-from dpfusion.fusion.dial import DialCalibration, blend
-from dpfusion.imageio import to_tensor, to_uint8
-from dpfusion.metrics import METRICS
+from dpfusion.fusion.dial import DialCalibration
+from dpfusion.fusion.image_dial import PERCEPTUAL, blend_scores
+from dpfusion.fusion.image_dial import even_weights as even_weights_of
 
 WEIGHT_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 """Blend weights scored per rate: dense near 0, where LPIPS moves fastest."""
 CURVES_NAME = "dial_curves.json"
 KNOTS = tuple(float(t) for t in np.round(np.linspace(0, 1, 21), 4))
-
-
-PERCEPTUAL = "lpips_alex"
 
 
 @dataclass(frozen=True)
@@ -49,22 +45,6 @@ class BlendCurve:
     def to_dict(self) -> dict:
         return {"rate": self.rate, "weights": self.weights, self.metric: self.lpips, "psnr": self.psnr,
                 "images": self.images}  # fmt: skip
-
-
-def _scores(reference: np.ndarray, base: Tensor, real: Tensor, weights: Sequence[float], metric: str) -> np.ndarray:
-    """(len(weights), 2): the perceptual distance and PSNR of each blend against the reference.
-
-    The blends are made exactly as the decoder makes them: from the two ends before rounding, then
-    rounded to 8 bits once. Blending already-rounded ends adds a second rounding that LPIPS notices
-    (0.0005 on one photo at rate 5, a tenth of the dial's range there) and the calibration would
-    then be even for images the decoder never shows.
-    """
-    x = to_tensor(reference)
-    out = []
-    for w in weights:
-        blended = to_tensor(to_uint8(blend(base, real, float(w))))
-        out.append((float(METRICS[metric](blended, x)[0]), float(METRICS["psnr"](blended, x)[0])))
-    return np.asarray(out)
 
 
 @torch.no_grad()
@@ -84,7 +64,7 @@ def measure_image_curves(
         for j, rate in enumerate(rates):
             session = ends.open(ends.compress(image, quality=rate))
             base, real = session.render_tensors([1.0, 0.0], steps=steps, seed=seed)
-            scores[i, j] = _scores(image, base, real, weights, metric)
+            scores[i, j] = blend_scores(image, base, real, weights, metric)
     return scores
 
 
@@ -109,18 +89,7 @@ def mean_curves(
 
 def even_weights(curve: BlendCurve, knots: Sequence[float] = KNOTS) -> tuple[float, ...]:
     """The weight at each knot whose blend travels the share ``1 - tau`` of the curve's LPIPS range."""
-    lpips = np.asarray(curve.lpips)
-    span = lpips[0] - lpips[-1]
-    if span <= 0:
-        raise DPFusionError(f"at rate {curve.rate:g} the realistic end has no lower LPIPS than the base")
-    share = np.maximum.accumulate(np.clip((lpips[0] - lpips) / span, 0.0, 1.0))
-    share[-1] = 1.0
-    grid = np.asarray(curve.weights)
-    # np.interp needs rising x: drop the flat stretches, keep the first weight of each
-    keep = np.concatenate([[True], np.diff(share) > 0])
-    weights = np.interp(1.0 - np.asarray(knots), share[keep], grid[keep])
-    weights[0], weights[-1] = 1.0, 0.0
-    return tuple(float(w) for w in np.minimum.accumulate(weights))
+    return even_weights_of(curve.weights, curve.lpips, knots, f"at rate {curve.rate:g}")
 
 
 def calibrate(curves: Sequence[BlendCurve], knots: Sequence[float] = KNOTS) -> DialCalibration:

@@ -7,7 +7,7 @@ along the blend of the two ends it is about to send and write the weights that m
 in tau equal steps in LPIPS *for this image*. The receiver reads them instead of the module's
 calibration; a file without them decodes with the module's calibration, as before.
 
-Stored by :func:`dpfusion.bitstream.encode_dial`: one byte per interior knot, tau = 0.1, ..., 0.9.
+Stored by :func:`dpfusion.bitstream.encode_dial`: one byte per interior knot (``DIAL_TAUS``).
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from collections.abc import Sequence
 import numpy as np
 from torch import Tensor
 
-from dpfusion.bitstream import DIAL_CODES, decode_dial, encode_dial
+from dpfusion.bitstream import DIAL_TAUS, decode_dial, encode_dial
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.dial import DialCalibration, blend
 from dpfusion.imageio import to_tensor, to_uint8
 from dpfusion.metrics import METRICS
+from dpfusion.metrics.weights import available_metrics
 
-IMAGE_DIAL_KNOTS = tuple(float(t) for t in np.round(np.linspace(0, 1, DIAL_CODES + 2), 4))
-"""tau knots of a per-image dial: the stored weights are those of the nine interior ones."""
+IMAGE_DIAL_KNOTS = (0.0, *DIAL_TAUS, 1.0)
+"""tau knots of a per-image dial: the file stores the weights of the interior ones."""
 PROBE_WEIGHTS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 """Blend weights the sender scores: dense near 0, where LPIPS moves fastest."""
 PERCEPTUAL = "lpips_alex"
@@ -77,6 +78,11 @@ def even_weights(
     weights = np.interp(1.0 - np.asarray(knots), share[keep], weights_grid[keep])
     weights[0], weights[-1] = 1.0, 0.0
     return tuple(float(w) for w in np.minimum.accumulate(weights))
+
+
+def fit_unavailable() -> str | None:
+    """None when the fit's metric can run, else why not (its weights are not prepared)."""
+    return available_metrics()[PERCEPTUAL]
 
 
 def probe_regions(height: int, width: int) -> list[tuple[slice, slice]]:

@@ -108,13 +108,14 @@ def test_crops_are_what_is_scored(monkeypatch) -> None:
 
 
 def test_image_calibration_maps_scalars_and_maps() -> None:
-    weights = decode_dial(bytes([240, 200, 160, 130, 100, 80, 60, 40, 20]))
+    weights = decode_dial(bytes([250, 245, 240, 200, 160, 130, 100, 80, 60, 40, 20]))
     dial = image_calibration(weights, 2.0)
     assert dial.weight(1.0, 2.0) == 0.0 and dial.weight(0.0, 2.0) == 1.0
-    assert dial.weight(0.1, 2.0) == pytest.approx(weights[0])
-    assert dial.weight(0.15, 5.0) == pytest.approx((weights[0] + weights[1]) / 2)  # any rate: the file's own
+    for tau, weight in zip(INTERIOR, weights, strict=True):
+        assert dial.weight(tau, 2.0) == pytest.approx(weight)
+    assert dial.weight(0.15, 5.0) == pytest.approx((weights[2] + weights[3]) / 2)  # any rate: the file's own
     tau_map = np.array([[0.0, 0.1], [0.9, 1.0]], np.float32)
-    np.testing.assert_allclose(dial.weight(tau_map, 2.0), [[1.0, weights[0]], [weights[-1], 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(dial.weight(tau_map, 2.0), [[1.0, weights[2]], [weights[-1], 0.0]], rtol=1e-6)
 
 
 @pytest.fixture
@@ -124,7 +125,7 @@ def dial_model(tiny_gain_codec) -> Model:
 
 
 def test_compress_writes_the_fitted_dial_and_the_session_renders_with_it(dial_model, tiny_image, monkeypatch):
-    fitted = decode_dial(bytes([250, 230, 200, 170, 140, 110, 80, 50, 20]))
+    fitted = decode_dial(bytes([254, 252, 250, 230, 200, 170, 140, 110, 80, 50, 20]))
     calls = []
 
     def fake_fit(image, base, real):
@@ -142,7 +143,7 @@ def test_compress_writes_the_fitted_dial_and_the_session_renders_with_it(dial_mo
     plain = dataclasses.replace(dial_model, image_dial=False).compress(tiny_image)
     assert unpack(plain).dial is None
     np.testing.assert_array_equal(dial_model.decompress(data, 1.0), dial_model.decompress(plain, 1.0))
-    assert len(data) == len(plain) + 10
+    assert len(data) == len(plain) + 1 + len(INTERIOR)
 
 
 def test_no_fit_without_the_dial_mode_a_fusion_module_or_when_switched_off(dial_model, tiny_gain_codec, monkeypatch):
@@ -166,3 +167,12 @@ def test_the_sweep_tells_fitted_from_module_dials_apart(dial_model) -> None:
 
 def test_probe_weights_rise_from_zero_to_one() -> None:
     assert PROBE_WEIGHTS[0] == 0.0 and PROBE_WEIGHTS[-1] == 1.0 and np.all(np.diff(PROBE_WEIGHTS) > 0)
+
+
+def test_without_lpips_weights_the_sender_warns_and_keeps_the_module_dial(dial_model, tiny_image, monkeypatch):
+    monkeypatch.setattr("dpfusion.api.fit_unavailable", lambda: "lpips_alex_v0.1.safetensors not in CACHE")
+    monkeypatch.setattr("dpfusion.api.fit_image_dial", lambda *a: pytest.fail("fitted without the metric"))
+    assert not dial_model.fits_image_dial
+    with pytest.warns(UserWarning, match="no per-image dial written.*not in CACHE"):
+        data = dial_model.compress(tiny_image)
+    assert unpack(data).dial is None
