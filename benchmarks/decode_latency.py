@@ -136,10 +136,10 @@ def _decodes(model: Model, data: bytes, compiled: bool) -> dict[str, Callable[[]
 
 def _encodes(model: Model, image: np.ndarray, rate: float) -> dict[str, Callable[[], object]]:
     """The sender's side, against the same base decode: a plain encode and one that fits the dial to the image."""
-    plain = dataclasses.replace(model, image_dial=False)
+    plain, fitted = dataclasses.replace(model, image_dial=False), dataclasses.replace(model, image_dial=True)
     return {
-        "encode, module's dial (--no-image-dial)": lambda: plain.compress(image, quality=rate),
-        "encode, dial fitted to the image": lambda: model.compress(image, quality=rate),
+        "encode (default: the module's dial)": lambda: plain.compress(image, quality=rate),
+        "encode, dial fitted (--image-dial)": lambda: fitted.compress(image, quality=rate),
     }
 
 

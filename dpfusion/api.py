@@ -47,9 +47,10 @@ class Model:
     device: torch.device = field(default=torch.device("cpu"))
     sampler: str | None = None
     """A registered sampler's name (:mod:`dpfusion.fusion.samplers`); None: the one the module was trained for."""
-    image_dial: bool = True
+    image_dial: bool = False
     """Whether :meth:`compress` fits the dial to each image and writes it into the file
-    (:mod:`dpfusion.fusion.image_dial`); only under the ``dial`` mode, with a fusion module."""
+    (:mod:`dpfusion.fusion.image_dial`); only under the ``dial`` mode, with a fusion module. Off by default:
+    it makes the dial even on every image but can map tau = 0.9 below the blend's PSNR peak (docs/METHOD.md)."""
 
     def __post_init__(self) -> None:
         if self.tau_mode not in TAU_MODES:
@@ -131,7 +132,7 @@ def load(
     device: str | torch.device = "cpu",
     sampler: str | None = None,
     compile: bool = False,
-    image_dial: bool = True,
+    image_dial: bool = False,
 ) -> Model:
     """Load a base codec and its fusion module (the embedded one for the default model) with its dial;
     ``device`` runs the decoder there (see :meth:`Model.to`), ``compile`` see :meth:`Model.compile`,

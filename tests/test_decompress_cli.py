@@ -170,9 +170,9 @@ def test_compress_fits_the_dial_that_info_shows_and_decompress_uses(setup, tmp_p
     model_args = ["--model", "gain-hyperprior", "--quality", "1", "--checkpoint", with_fusion[1]]
     fusion_args = with_fusion[-2:]
     dpf, plain = tmp_path / "fitted.dpf", tmp_path / "plain.dpf"
-    assert main(["compress", str(tiny_png), "-o", str(dpf), *model_args, *fusion_args]) == 0
+    assert main(["compress", str(tiny_png), "-o", str(dpf), *model_args, *fusion_args, "--image-dial"]) == 0
     assert "dial fitted to the image" in capsys.readouterr().out
-    assert main(["compress", str(tiny_png), "-o", str(plain), *model_args, *fusion_args, "--no-image-dial"]) == 0
+    assert main(["compress", str(tiny_png), "-o", str(plain), *model_args, *fusion_args]) == 0
     assert "dial fitted" not in capsys.readouterr().out
     assert unpack(dpf.read_bytes()).dial == fitted and unpack(plain.read_bytes()).dial is None
     assert main(["info", str(dpf)]) == 0

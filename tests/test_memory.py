@@ -109,14 +109,18 @@ def test_ulimit_is_a_bound_and_the_cli_says_so_in_one_line(tmp_path, tiny_image)
 
 
 def test_measured_peak_is_under_the_model(tmp_path, tiny_image_factory) -> None:
-    """The guard's promise, measured: a real 512x384 compress and tau = 0 decode stay under the prediction."""
+    """The guard's promise, measured: a real 512x384 compress and tau = 0 decode stay under the prediction.
+
+    A compress that fits the dial to the image decodes both ends, so both guards apply to it (the session
+    it opens checks the decode's): its bound is the larger of the two."""
     from PIL import Image
 
     photo, dpf = tmp_path / "photo.png", tmp_path / "photo.dpf"
     Image.fromarray(tiny_image_factory(384, 512)).save(photo)
-    for operation, argv in (
-        ("compress", ["compress", photo, "-o", dpf]),
-        ("decode", ["decompress", dpf, "--tau", "0"]),
+    for operations, argv in (
+        (("compress", "decode"), ["compress", photo, "-o", dpf, "--image-dial"]),
+        (("compress",), ["compress", photo, "-o", dpf]),
+        (("decode",), ["decompress", dpf, "--tau", "0"]),
     ):
         script = (
             "import json; from dpfusion.cli import main; from dpfusion.memory import peak_resident_bytes; "
@@ -126,7 +130,7 @@ def test_measured_peak_is_under_the_model(tmp_path, tiny_image_factory) -> None:
         run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
         code, peak = json.loads(run.stdout.strip().splitlines()[-1])
         assert code == 0, run.stderr
-        assert peak < memory.predicted_peak(operation, 512 * 384), (operation, peak)
+        assert peak < max(memory.predicted_peak(op, 512 * 384) for op in operations), (argv, peak)
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ class ModelCache:
         tau_mode: str = DEFAULT_TAU_MODE,
         device: str = "cpu",
         sampler: str | None = None,
-        image_dial: bool = True,
+        image_dial: bool = False,
     ):
         if not codec_spec(model).variable_rate and rates is None:
             raise DPFusionError(f"{model} is fixed-rate: give its qualities with --rates (e.g. --rates 1,3,5)")

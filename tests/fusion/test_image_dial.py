@@ -151,6 +151,7 @@ def test_no_fit_without_the_dial_mode_a_fusion_module_or_when_switched_off(dial_
     assert not dataclasses.replace(dial_model, tau_mode="linear").fits_image_dial
     assert not dataclasses.replace(dial_model, image_dial=False).fits_image_dial
     assert not Model(tiny_gain_codec).fits_image_dial
+    assert not Model(tiny_gain_codec, dial_model.fusion, dial_model.schedule).fits_image_dial  # opt-in
     assert dial_model.fits_image_dial
 
 
