@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dpfusion.bitstream import pack, unpack
+from dpfusion.bitstream import pack
 from dpfusion.codecs import loading
 from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.codecs.loading import DEFAULT_NAME, load_codec
@@ -83,9 +83,10 @@ class Model:
     def _with_image_dial(self, image: np.ndarray, data: bytes) -> bytes:
         """The sender decodes both ends it sends, measures this image's LPIPS along their blend and stores
         the dial that makes it even; costs the encoder one decode of each end and the probes' LPIPS."""
-        base, real = self.open(data).render_tensors([1.0, 0.0])
+        session = self.open(data)
+        base, real = session.render_tensors([1.0, 0.0])
         weights = fit_image_dial(image, base, real)
-        return data if weights is None else pack(replace(unpack(data), dial=weights))
+        return data if weights is None else pack(replace(session.file, dial=weights))
 
     def to(self, device: str | torch.device) -> Model:
         """Run ``g_s`` and the fusion module on ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``).

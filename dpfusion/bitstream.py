@@ -159,7 +159,7 @@ def unpack(data: bytes) -> DpfFile:
     if version == FLOAT_ENTROPY_VERSION:
         raise BitstreamError(
             f"a version {version} .dpf file (dpfusion before exact-integer entropy parameters): this dpfusion "
-            f"reads version {VERSION}; re-encode the image"
+            f"reads versions {NO_DIAL_VERSION} and {VERSION}; re-encode the image"
         )
     if version not in READABLE_VERSIONS:
         raise BitstreamError(

@@ -22,11 +22,11 @@ from dpfusion.atomic import atomic_path
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import CONFIG_NAME, read_manifest
 from dpfusion.fusion.dial import DialCalibration
-from dpfusion.fusion.image_dial import PERCEPTUAL, blend_scores
+from dpfusion.fusion.image_dial import PERCEPTUAL, PROBE_WEIGHTS, blend_scores
 from dpfusion.fusion.image_dial import even_weights as even_weights_of
 
-WEIGHT_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-"""Blend weights scored per rate: dense near 0, where LPIPS moves fastest."""
+WEIGHT_GRID = PROBE_WEIGHTS
+"""Blend weights scored per rate: the ones a sender scores for a per-image dial, dense near 0."""
 CURVES_NAME = "dial_curves.json"
 KNOTS = tuple(float(t) for t in np.round(np.linspace(0, 1, 21), 4))
 
