@@ -13,7 +13,6 @@ Every figure is read off each photo's blend scored at 36 weights (linear between
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from image_dial_probes import DENSE, fitted  # noqa: E402
+from image_dial_probes import DENSE, fitted, validation_arrays  # noqa: E402
 
 import dpfusion  # noqa: E402
 from dpfusion.bitstream import DIAL_TAUS  # noqa: E402
@@ -41,8 +40,9 @@ def mse_optimal(reference: np.ndarray, base: torch.Tensor, real: torch.Tensor) -
     return float(np.clip(float((x * step).sum() / (step * step).sum().clamp_min(1e-12)), 0.0, 1.0))
 
 
-def measure(folder: str, rates: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(images, rates, len(DENSE), 2) LPIPS and PSNR along each photo's blend, and (images, rates) of w*."""
+def measure(folder: str, rates: list[float]) -> dict[str, np.ndarray]:
+    """``curves``: (images, rates, len(DENSE), 2) LPIPS and PSNR along each photo's blend; ``optimal``:
+    (images, rates), each blend's w*."""
     model = dpfusion.load()
     images = list_images(folder)
     curves, optimal = np.zeros((len(images), len(rates), len(DENSE), 2)), np.zeros((len(images), len(rates)))
@@ -53,7 +53,7 @@ def measure(folder: str, rates: list[float]) -> tuple[np.ndarray, np.ndarray]:
             curves[i, j] = blend_scores(image, base, real, DENSE)
             optimal[i, j] = mse_optimal(image, base, real)
         print(f"{entry.name}: scored", flush=True)
-    return curves, optimal
+    return {"curves": curves, "optimal": optimal}
 
 
 def points(curves: np.ndarray, dials: list[tuple[tuple[float, ...], np.ndarray]], taus) -> list[Point]:
@@ -71,21 +71,8 @@ def clamped(dial: tuple[tuple[float, ...], np.ndarray], optimum: float) -> tuple
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder")
-    parser.add_argument("--rates", default="0,1,3,5")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cache", help="an .npz of the curves: read if present, else written")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    rates = [float(r) for r in args.rates.split(",")]
-    if args.cache and Path(args.cache).is_file():
-        stored = np.load(args.cache)
-        curves, optimal = stored["curves"], stored["optimal"]
-    else:
-        curves, optimal = measure(args.folder, rates)
-        if args.cache:
-            np.savez(args.cache, curves=curves, optimal=optimal)
+    rates, arrays = validation_arrays(__doc__, measure)
+    curves, optimal = arrays["curves"], arrays["optimal"]
     module = dpfusion.load().dial
     print(f"{len(curves)} photos; evenness / interior minus blend / positions beaten, per rate")
     for name in ("module calibration", "per image", "per image, clamped at w*"):

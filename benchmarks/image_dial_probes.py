@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -87,21 +88,28 @@ def mean_evenness(
     return evenness([Point(t, 0.0, float(v)) for t, v in zip(taus, lpips, strict=True)])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def validation_arrays(doc: str, measure: Callable[[str, list[float]], dict[str, np.ndarray]]):
+    """The command line of a validation study (folder, rates, threads, cache) and its measured arrays: read
+    from ``--cache`` when it exists, else measured and written there."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder")
     parser.add_argument("--rates", default="0,1,3,5")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cache", help="an .npz of the dense curves: read if present, else written")
+    parser.add_argument("--cache", help="an .npz of the measured curves: read if present, else written")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rates = [float(r) for r in args.rates.split(",")]
     if args.cache and Path(args.cache).is_file():
-        curves = np.load(args.cache)["curves"]
-    else:
-        curves = dense_curves(args.folder, rates)
-        if args.cache:
-            np.savez(args.cache, curves=curves)
+        return rates, dict(np.load(args.cache))
+    arrays = measure(args.folder, rates)
+    if args.cache:
+        np.savez(args.cache, **arrays)
+    return rates, arrays
+
+
+def main() -> None:
+    rates, arrays = validation_arrays(__doc__, lambda folder, rates: {"curves": dense_curves(folder, rates)})
+    curves = arrays["curves"]
     module = dpfusion.load(image_dial=False).dial
     print(f"{len(curves)} photos; evenness of the mean curve at tau = 0.1, ..., 0.9 / at every 0.025")
     print("dial | " + " | ".join(f"rate {r:g}" for r in rates))
