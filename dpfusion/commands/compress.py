@@ -6,9 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
-from dpfusion.api import load
+from dpfusion.api import Model, load
 from dpfusion.atomic import output_target, write_bytes_atomic
 from dpfusion.bitstream import unpack
+from dpfusion.codecs.loading import load_codec
 from dpfusion.commands.common import add_image_dial, add_model, unit_float
 from dpfusion.imageio import load_image
 
@@ -18,7 +19,11 @@ def run(args: argparse.Namespace) -> None:
     inputs = (args.image, args.checkpoint, args.fusion)
     output_target(out, inputs)  # refuse a bad output before the slow part; the write checks again
     image = load_image(args.image)
-    model = load(args.model, args.quality, args.checkpoint, args.fusion, image_dial=args.image_dial)
+    # Only a fitted dial needs the fusion module; a plain encode loads the codec alone, as it did before.
+    if args.image_dial:
+        model = load(args.model, args.quality, args.checkpoint, args.fusion, image_dial=True)
+    else:
+        model = Model(load_codec(args.model, args.quality, args.checkpoint))
     started = time.perf_counter()
     data = model.compress(image, tau=args.suggest_tau)
     elapsed = time.perf_counter() - started
