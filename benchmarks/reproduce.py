@@ -26,7 +26,8 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
-from dists_patches import score_store, write  # noqa: E402  (benchmarks/ is this script's path)
+from dial_verdicts import with_ends  # noqa: E402  (benchmarks/ is this script's path)
+from dists_patches import score_store, write  # noqa: E402
 
 from dpfusion.atomic import atomic_path  # noqa: E402
 from dpfusion.cli import main as dpfusion  # noqa: E402
@@ -149,20 +150,14 @@ def _dists_rows(results: dict[str, dict]) -> list[list[str]]:
     return [[name, str(row["images"]), f"{row['dists']:.4f} ± {row['stderr']:.4f}"] for name, row in results.items()]
 
 
-def _with_ends(doc: Results, ends: Results) -> Results:
-    """A results document plus the tau = 0 and tau = 1 curves of another (the ends every mode shares)."""
-    extra = [c for c in ends.learned() if c.tau in (0.0, 1.0)]
-    return Results(doc.name, [c for c in doc.curves if c.tau not in (0.0, 1.0)] + extra)
-
-
 def _split_docs(out: Path, realism: bool = True) -> dict[str, Results]:
     """The split's results; ``realism`` False leaves out a ``realism.json`` this run did not refresh."""
     docs = {name: load_results(out / f"{name}.json") for name in ("sweep", "image_dial", "blend")}
-    docs["blend"] = _with_ends(docs["blend"], docs["sweep"])
+    docs["blend"] = with_ends(docs["blend"], docs["sweep"])
     if realism and (out / "realism.json").is_file():
         docs["realism"] = load_results(out / "realism.json")
     if (out / "paper.json").is_file():
-        docs["paper"] = _with_ends(load_results(out / "paper.json"), docs["sweep"])
+        docs["paper"] = with_ends(load_results(out / "paper.json"), docs["sweep"])
     return docs
 
 

@@ -50,7 +50,7 @@ class Model:
     image_dial: bool = False
     """Whether :meth:`compress` fits the dial to each image and writes it into the file
     (:mod:`dpfusion.fusion.image_dial`); only under the ``dial`` mode, with a fusion module. Off by default:
-    it makes the dial even on every image but can map tau = 0.9 below the blend's PSNR peak (docs/METHOD.md)."""
+    it costs the encoder a decode of both ends and a dozen LPIPS scores (docs/METHOD.md)."""
 
     def __post_init__(self) -> None:
         if self.tau_mode not in TAU_MODES:

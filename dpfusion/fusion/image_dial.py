@@ -7,13 +7,21 @@ along the blend of the two ends it is about to send and write the weights that m
 in tau equal steps in LPIPS *for this image*. The receiver reads them instead of the module's
 calibration; a file without them decodes with the module's calibration, as before.
 
+Evenness alone wastes positions: where a photo's LPIPS falls fast at small weights, an even dial puts
+tau = 0.9 below the blend's PSNR peak, and a lower tau then beats it in PSNR and LPIPS both (Kodak at
+rates 0-1, docs/METHOD.md). The blend's MSE is quadratic in its weight, so the sender knows that peak in
+closed form and raises every interior knot to the smallest weight whose PSNR is within
+``PSNR_SLACK_DB`` of it.
+
 Stored by :func:`dpfusion.bitstream.encode_dial`: one byte per interior knot (``DIAL_TAUS``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from torch import Tensor
@@ -23,6 +31,7 @@ from dpfusion.errors import DPFusionError
 from dpfusion.fusion.dial import DialCalibration, blend
 from dpfusion.imageio import to_tensor, to_uint8
 from dpfusion.metrics import METRICS
+from dpfusion.metrics.lpips import LPIPSAgainst
 from dpfusion.metrics.weights import available_metrics
 
 IMAGE_DIAL_KNOTS = (0.0, *DIAL_TAUS, 1.0)
@@ -30,12 +39,17 @@ IMAGE_DIAL_KNOTS = (0.0, *DIAL_TAUS, 1.0)
 PROBE_WEIGHTS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 """Blend weights the sender scores: dense near 0, where LPIPS moves fastest."""
 PERCEPTUAL = "lpips_alex"
+LPIPS_METRICS = {"lpips_alex": "alex", "lpips_vgg": "vgg"}
 FULL_IMAGE_PIXELS = 1 << 20
 """Images up to this many pixels are scored whole; larger ones on a grid of crops, to bound the sender's cost."""
 CROP = 512
 CROP_GRID = 4
+PSNR_SLACK_DB = 0.005
+"""How far below the blend's best PSNR an interior knot may sit: half the 0.01 dB by which the dial's
+criteria (``dpfusion.eval.dial_criteria``) let one position beat another, so that no knot below the peak
+is beaten in PSNR by one nearer it, on any image or on the mean over images."""
 FIT_SIGNATURE = hashlib.sha256(
-    repr((PERCEPTUAL, PROBE_WEIGHTS, IMAGE_DIAL_KNOTS, FULL_IMAGE_PIXELS, CROP, CROP_GRID)).encode()
+    repr((PERCEPTUAL, PROBE_WEIGHTS, IMAGE_DIAL_KNOTS, FULL_IMAGE_PIXELS, CROP, CROP_GRID, PSNR_SLACK_DB)).encode()
 ).hexdigest()[:12]
 """Names the fitting procedure, so results measured with one are not mistaken for another's."""
 
@@ -51,11 +65,19 @@ def blend_scores(
     even for images the decoder never shows.
     """
     x = to_tensor(reference)
+    distance = _against(metric, x)
     out = []
     for w in weights:
         blended = to_tensor(to_uint8(blend(base, real, float(w))))
-        out.append((float(METRICS[metric](blended, x)[0]), float(METRICS["psnr"](blended, x)[0])))
+        out.append((float(distance(blended)[0]), float(METRICS["psnr"](blended, x)[0])))
     return np.asarray(out)
+
+
+def _against(metric: str, reference: Tensor) -> Callable[[Tensor], Tensor]:
+    """``metric`` against a fixed reference; LPIPS embeds the reference once for all the blends."""
+    if metric in LPIPS_METRICS:
+        return LPIPSAgainst(reference, LPIPS_METRICS[metric])
+    return lambda x: METRICS[metric](x, reference)
 
 
 def even_weights(
@@ -80,6 +102,34 @@ def even_weights(
     return tuple(float(w) for w in np.minimum.accumulate(weights))
 
 
+@dataclass(frozen=True)
+class BlendOptimum:
+    """Where the blend ``base + w (real - base)`` is closest to the original in MSE."""
+
+    weight: float
+    """``w*``, the MSE-optimal weight, clipped to [0, 1]."""
+    spread: float
+    """The MSE at ``w*`` over the mean squared difference of the two ends: how flat the PSNR is around it."""
+
+    def psnr_floor(self, slack_db: float = PSNR_SLACK_DB) -> float:
+        """The smallest weight whose blend's PSNR is within ``slack_db`` of the PSNR at ``w*``.
+
+        ``MSE(w) = MSE(w*) + |real - base|^2 (w - w*)^2`` per pixel, so the PSNR falls by ``slack_db`` at
+        ``|w - w*| = sqrt(spread (10^(slack_db / 10) - 1))``.
+        """
+        return max(0.0, self.weight - math.sqrt(self.spread * (10.0 ** (slack_db / 10.0) - 1.0)))
+
+
+def blend_optimum(reference: np.ndarray, base: Tensor, real: Tensor) -> BlendOptimum:
+    """The blend's MSE-optimal weight and spread against the original, from the ends before rounding."""
+    residual, step = to_tensor(reference) - base, real - base
+    power = float((step * step).mean())
+    if power <= 0.0:
+        return BlendOptimum(0.0, 0.0)
+    weight = min(1.0, max(0.0, float((residual * step).mean()) / power))
+    return BlendOptimum(weight, float(((residual - weight * step) ** 2).mean()) / power)
+
+
 def fit_unavailable() -> str | None:
     """None when the fit's metric can run, else why not (its weights are not prepared)."""
     return available_metrics()[PERCEPTUAL]
@@ -98,8 +148,9 @@ def probe_regions(height: int, width: int) -> list[tuple[slice, slice]]:
 def fit_image_dial(
     reference: np.ndarray, base: Tensor, real: Tensor, probe: Sequence[float] = PROBE_WEIGHTS, metric: str = PERCEPTUAL
 ) -> tuple[float, ...] | None:
-    """The interior weights of an even dial for this image, quantised as stored; None where the realistic
-    end is no closer perceptually than the base (a flat image), so the file keeps the module's dial."""
+    """The interior weights of an even dial for this image, none of them below the blend's PSNR floor,
+    quantised as stored; None where the realistic end is no closer perceptually than the base (a flat
+    image), so the file keeps the module's dial."""
     distances = np.zeros(len(probe))
     for rows, cols in probe_regions(*reference.shape[:2]):
         scores = blend_scores(reference[rows, cols], base[..., rows, cols], real[..., rows, cols], probe, metric)
@@ -108,7 +159,8 @@ def fit_image_dial(
         weights = even_weights(probe, distances, IMAGE_DIAL_KNOTS, "this image")
     except DPFusionError:
         return None
-    return decode_dial(encode_dial(weights[1:-1]))
+    floor = blend_optimum(reference, base, real).psnr_floor()
+    return decode_dial(encode_dial([max(w, floor) for w in weights[1:-1]]))
 
 
 def image_calibration(weights: Sequence[float], quality: float) -> DialCalibration:

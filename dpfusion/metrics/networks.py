@@ -127,11 +127,19 @@ class LPIPSNet(nn.Module):
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        both = (torch.cat([x, y]) * 2 - 1 - self.shift) / self.scale
-        total = x.new_zeros(x.shape[0])
-        for lin, feats in zip(self.lins, self.features(both), strict=True):
-            fx, fy = feats.chunk(2)
-            total = total + lin((_unit(fx) - _unit(fy)) ** 2).mean(dim=(1, 2, 3))
+        both = self.embed(torch.cat([x, y]))
+        return self.compare([f.chunk(2)[0] for f in both], [f.chunk(2)[1] for f in both])
+
+    def embed(self, x: Tensor) -> list[Tensor]:
+        """The unit-normalised activations of each tapped layer: kept by a caller that scores many images
+        against one, so the one is embedded once."""
+        return [_unit(f) for f in self.features((x * 2 - 1 - self.shift) / self.scale)]
+
+    def compare(self, ex: list[Tensor], ey: list[Tensor]) -> Tensor:
+        """(B,) distances between two embeddings (``ey`` may have batch 1 and broadcast)."""
+        total = ex[0].new_zeros(ex[0].shape[0])
+        for lin, fx, fy in zip(self.lins, ex, ey, strict=True):
+            total = total + lin((fx - fy) ** 2).mean(dim=(1, 2, 3))
         return total
 
 

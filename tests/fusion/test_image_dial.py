@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from dpfusion.api import Model
-from dpfusion.bitstream import decode_dial, encode_dial, unpack
+from dpfusion.bitstream import DIAL_CODE_STEPS, decode_dial, encode_dial, unpack
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.sweep import model_signature
 from dpfusion.fusion import image_dial
@@ -19,6 +19,9 @@ from dpfusion.fusion.image_dial import (
     FULL_IMAGE_PIXELS,
     IMAGE_DIAL_KNOTS,
     PROBE_WEIGHTS,
+    PSNR_SLACK_DB,
+    BlendOptimum,
+    blend_optimum,
     blend_scores,
     even_weights,
     fit_image_dial,
@@ -26,7 +29,7 @@ from dpfusion.fusion.image_dial import (
     probe_regions,
 )
 from dpfusion.fusion.schedule import NoiseSchedule
-from dpfusion.imageio import to_tensor
+from dpfusion.imageio import to_tensor, to_uint8
 from tests.fusion.conftest import build_fusion
 
 torch.set_num_threads(1)
@@ -52,27 +55,66 @@ def test_even_weights_refuse_a_realistic_end_that_is_no_better() -> None:
         even_weights((0.0, 1.0), (0.3, 0.3), IMAGE_DIAL_KNOTS, "photo.png")
 
 
-def _ends(image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """A blurred base and a realistic end that is the original plus faint noise: LPIPS falls along the blend."""
+def _ends(image: np.ndarray, shift: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """A blurred base and a realistic end that is the original, dimmed in contrast by ``shift``, plus faint noise:
+    LPIPS falls all along the blend while PSNR peaks inside it (at w* = 0.41 for ``shift`` 0.1)."""
     x = to_tensor(image)
     base = F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
-    real = (x + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
-    return base, real
+    noise = 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    return base, (x * (1 - 2 * shift) + shift + noise).clamp(0, 1)
 
 
-def test_fitted_dial_is_even_on_its_own_image(tiny_image_factory) -> None:
+def _psnr(reference: np.ndarray, base: torch.Tensor, real: torch.Tensor, weight: float) -> float:
+    """PSNR of the blend before rounding, straight from its definition."""
+    mse = float(((to_tensor(reference) - blend(base, real, weight)) ** 2).mean())
+    return 10 * np.log10(1.0 / mse)
+
+
+def test_blend_optimum_is_the_least_mse_weight_and_its_floor_costs_the_slack(tiny_image_factory) -> None:
+    image = tiny_image_factory(48, 64, seed=3)
+    base, real = _ends(image)
+    optimum = blend_optimum(image, base, real)
+    grid = np.linspace(0, 1, 2001)
+    best = grid[np.argmax([_psnr(image, base, real, w) for w in grid])]
+    assert 0.1 < optimum.weight < 0.9 and abs(optimum.weight - best) <= 1e-3
+    peak = _psnr(image, base, real, optimum.weight)
+    for slack in (0.0, PSNR_SLACK_DB, 0.1):
+        floor = optimum.psnr_floor(slack)
+        assert floor <= optimum.weight
+        assert peak - _psnr(image, base, real, floor) == pytest.approx(slack, abs=1e-4)
+    assert blend_optimum(image, base, base.clone()) == BlendOptimum(0.0, 0.0)  # no blend to speak of: no floor
+
+
+def test_fitted_dial_is_even_on_its_own_image_down_to_its_psnr_floor(tiny_image_factory) -> None:
     image = tiny_image_factory(96, 128, seed=2)
     base, real = _ends(image)
-    weights = fit_image_dial(image, base, real)
-    assert weights is not None and len(weights) == len(INTERIOR)
-    assert decode_dial(encode_dial(weights)) == weights  # already quantised as a file stores it
+    weights = np.asarray(fit_image_dial(image, base, real))
+    assert len(weights) == len(INTERIOR)
+    assert decode_dial(encode_dial(weights)) == tuple(weights)  # already quantised as a file stores it
+    floor = blend_optimum(image, base, real).psnr_floor()
+    step = 2 * np.sqrt(floor) / DIAL_CODE_STEPS
+    raised = weights <= floor + step
+    assert 2 <= raised.sum() <= len(INTERIOR) - 3, "this image must have knots above and at its floor"
+    np.testing.assert_allclose(weights[raised], floor, atol=step)
     lpips = blend_scores(image, base, real, (0.0, *weights, 1.0))[:, 0]
     shares = (lpips[0] - lpips[1:-1]) / (lpips[0] - lpips[-1])
-    np.testing.assert_allclose(shares, 1.0 - np.asarray(INTERIOR), atol=0.05)
+    np.testing.assert_allclose(shares[~raised], 1.0 - np.asarray(INTERIOR)[~raised], atol=0.05)
     # the linear blend (w = 1 - tau) is far from even on the same image: the fit did the work
     linear = blend_scores(image, base, real, (0.0, *(1.0 - np.asarray(INTERIOR)), 1.0))[:, 0]
     linear_shares = (linear[0] - linear[1:-1]) / (linear[0] - linear[-1])
     assert np.max(np.abs(linear_shares - (1.0 - np.asarray(INTERIOR)))) > 0.1
+
+
+def test_no_knot_is_left_below_the_psnr_peak_where_a_nearer_one_wins(monkeypatch) -> None:
+    # LPIPS falls linearly along the blend; the original lies at w = 0.3 on it exactly, so the floor is 0.3
+    monkeypatch.setattr(image_dial, "blend_scores", lambda r, b, x, w, m=None: np.stack([1 - np.asarray(w)] * 2, 1))
+    base, real = torch.zeros(1, 3, 8, 8), torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    reference = to_uint8(blend(base, real, 0.3))
+    floor = blend_optimum(reference, base, real).psnr_floor()
+    assert floor == pytest.approx(0.3, abs=0.01)
+    weights = np.asarray(fit_image_dial(reference, base, real))
+    even = 1.0 - np.asarray(INTERIOR)
+    np.testing.assert_allclose(weights, np.maximum(even, floor), atol=2 * np.sqrt(0.3) / DIAL_CODE_STEPS)
 
 
 def test_no_dial_is_fitted_where_the_realistic_end_is_no_better(tiny_image_factory) -> None:

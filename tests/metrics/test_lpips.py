@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dpfusion.errors import DPFusionError
-from dpfusion.metrics.lpips import build_lpips, lpips
+from dpfusion.metrics.lpips import LPIPSAgainst, build_lpips, lpips
 
 pytestmark = pytest.mark.usefixtures("metric_weights")
 
@@ -43,3 +43,22 @@ def test_training_module_gives_gradients_and_zero_for_identical_images():
 def test_unknown_backbone_is_an_error():
     with pytest.raises(DPFusionError, match="lpips: unknown backbone 'squeeze'; choose from alex, vgg"):
         build_lpips("squeeze")
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_scoring_against_one_embedded_reference_equals_the_pairwise_score(calibration, net):
+    _, ref, dist = calibration
+    crop = (slice(None), slice(None), slice(100, 164), slice(150, 214))
+    against = LPIPSAgainst(ref[:1][crop], net=net)
+    expected = lpips(dist[crop], ref[:1][crop].expand_as(dist[crop]), net=net)
+    assert against(dist[crop]).tolist() == pytest.approx(expected.tolist(), abs=1e-6)
+    assert against(ref[:1][crop]).item() == 0.0
+
+
+def test_scoring_against_a_reference_refuses_bad_shapes_in_one_line(calibration):
+    _, ref, _ = calibration
+    with pytest.raises(DPFusionError, match="one reference image"):
+        LPIPSAgainst(ref[:2])
+    against = LPIPSAgainst(ref[:1, :, :64, :64])
+    with pytest.raises(DPFusionError, match="shapes differ"):
+        against(ref[:1, :, :32, :32])
