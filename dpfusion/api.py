@@ -25,6 +25,7 @@ from dpfusion.fusion.image_dial import fit_image_dial, fit_unavailable
 from dpfusion.fusion.network import LatentFusion
 from dpfusion.fusion.samplers import SAMPLERS
 from dpfusion.fusion.schedule import NoiseSchedule
+from dpfusion.fusion.synthesis_adapter import check_precision
 from dpfusion.imageio import load_image
 from dpfusion.session import KEPT_REALISTIC_ENDS, DecodeSession
 
@@ -51,10 +52,14 @@ class Model:
     """Whether :meth:`compress` fits the dial to each image and writes it into the file
     (:mod:`dpfusion.fusion.image_dial`); only under the ``dial`` mode, with a fusion module. Off by default:
     it costs the encoder a decode of both ends and a dozen LPIPS scores (docs/METHOD.md)."""
+    precision: str = "fp32"
+    """How the synthesis adapter's blocks compute (tau < 1): ``fp32`` or ``bf16`` (much faster on CPUs with
+    AMX tiles and on GPUs; docs/METHOD.md). ``g_s`` itself, and so tau = 1, is float32 either way."""
 
     def __post_init__(self) -> None:
         if self.tau_mode not in TAU_MODES:
             raise DPFusionError(f"unknown tau mode {self.tau_mode!r}; choose from {', '.join(TAU_MODES)}")
+        check_precision(self.precision)
         if self.sampler is not None and self.sampler not in SAMPLERS:
             raise DPFusionError(f"unknown sampler {self.sampler!r}; choose from {', '.join(sorted(SAMPLERS))}")
 
@@ -134,18 +139,21 @@ def load(
     sampler: str | None = None,
     compile: bool = False,
     image_dial: bool = False,
+    precision: str = "fp32",
 ) -> Model:
     """Load a base codec and its fusion module (the embedded one for the default model) with its dial;
     ``device`` runs the decoder there (see :meth:`Model.to`), ``compile`` see :meth:`Model.compile`,
-    ``image_dial`` see :attr:`Model.image_dial`."""
+    ``image_dial`` see :attr:`Model.image_dial`, ``precision`` :attr:`Model.precision`."""
     device = resolve_device(device)
     codec = load_codec(name, quality, checkpoint)
     if fusion is None and codec.name == DEFAULT_NAME and (loading.DEFAULT_DIR / "fusion.json").is_file():
         fusion = loading.DEFAULT_DIR
     if fusion is None:
-        model = Model(codec, tau_mode=tau_mode, sampler=sampler, image_dial=image_dial).to(device)
+        model = Model(codec, tau_mode=tau_mode, sampler=sampler, image_dial=image_dial, precision=precision)
     else:
         module, schedule = load_fusion(fusion, codec)
         dial = load_dial(fusion)
-        model = Model(codec, module, schedule, tau_mode, dial, sampler=sampler, image_dial=image_dial).to(device)
+        model = Model(codec, module, schedule, tau_mode, dial, sampler=sampler, image_dial=image_dial,
+                      precision=precision)  # fmt: skip
+    model = model.to(device)
     return model.compile() if compile else model

@@ -129,7 +129,8 @@ class DecodeSession:
         if key not in self._realistic:
             zero = self._grid(0.0)
             fused = self._fuse([zero], steps, seed, progress)
-            self._realistic[key] = synthesize_fused(self.codec, self.model.fusion, fused, zero, self.image_size)
+            image = synthesize_fused(self.codec, self.model.fusion, fused, zero, self.image_size, self.model.precision)
+            self._realistic[key] = image
             while len(self._realistic) > self._keep_ends:
                 self._realistic.popitem(last=False)
         self._realistic.move_to_end(key)
@@ -140,6 +141,6 @@ class DecodeSession:
         grids = [self._grid(t) for t in taus]
         latents = self._fuse(grids, steps, seed, progress)
         return [
-            synthesize_fused(self.codec, self.model.fusion, latent[None], grid, self.image_size)
+            synthesize_fused(self.codec, self.model.fusion, latent[None], grid, self.image_size, self.model.precision)
             for latent, grid in zip(latents, grids, strict=True)
         ]

@@ -15,6 +15,7 @@ from dpfusion.atomic import output_target
 from dpfusion.commands.common import (
     add_compile,
     add_device,
+    add_precision,
     add_sampler,
     add_tau_mode,
     open_for_decoding,
@@ -104,4 +105,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_sampler(p)
     add_device(p)
     add_compile(p)
+    add_precision(p)
     p.set_defaults(run=run)

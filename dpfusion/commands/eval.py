@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from dpfusion.api import DEFAULT_STEPS, check_seed
-from dpfusion.commands.common import add_device, add_image_dial, add_model, add_sampler, add_tau_mode
+from dpfusion.commands.common import add_device, add_image_dial, add_model, add_precision, add_sampler, add_tau_mode
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.baselines import BASELINES, check_baseline, quality_list
 from dpfusion.eval.evaluation import evaluate
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
         baselines[name] = quality_list(text, option) if text else baseline.qualities
     models = ModelCache(
         args.model, args.rates, args.checkpoint, args.fusion, args.tau_mode, args.device, args.sampler,
-        image_dial=args.image_dial,
+        image_dial=args.image_dial, precision=args.precision,
     )  # fmt: skip
     spec = SweepSpec(
         rates=models.rates(),
@@ -104,6 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_image_dial(p)
     add_sampler(p)
     add_device(p)
+    add_precision(p)
     p.add_argument("--rates", help="comma list of rate indices / zoo qualities (default: every rate of the codec)")
     p.add_argument("--taus", default=DEFAULT_TAUS, help=f"comma list of tau (default {DEFAULT_TAUS})")
     p.add_argument("--steps", default=str(DEFAULT_STEPS), help=f"comma list of DDIM step counts ({DEFAULT_STEPS})")

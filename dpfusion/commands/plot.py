@@ -9,7 +9,15 @@ from pathlib import Path
 import torch
 
 from dpfusion.api import DEFAULT_STEPS
-from dpfusion.commands.common import add_compile, add_device, add_sampler, add_tau_mode, open_for_decoding, seed
+from dpfusion.commands.common import (
+    add_compile,
+    add_device,
+    add_precision,
+    add_sampler,
+    add_tau_mode,
+    open_for_decoding,
+    seed,
+)
 from dpfusion.commands.decompress import tau_list
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.grid import parse_crop, tau_grid
@@ -76,4 +84,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_sampler(p)
     add_device(p)
     add_compile(p)
+    add_precision(p)
     p.set_defaults(run=run_grid)

@@ -29,11 +29,13 @@ class ModelCache:
         device: str = "cpu",
         sampler: str | None = None,
         image_dial: bool = False,
+        precision: str = "fp32",
     ):
         if not codec_spec(model).variable_rate and rates is None:
             raise DPFusionError(f"{model} is fixed-rate: give its qualities with --rates (e.g. --rates 1,3,5)")
         self.model, self.requested, self.tau_mode = model, rates, tau_mode
         self.checkpoint, self.fusion, self.sampler, self.image_dial = checkpoint, fusion, sampler, image_dial
+        self.precision = precision
         self.models: dict[float, Model] = {}
         first_rate = None if rates is None else rates[0]
         self.device = resolve_device(device)
@@ -66,4 +68,7 @@ class ModelCache:
         return self.models[rate]
 
     def _load(self, rate: float | None, paths: tuple[str | None, str | None]) -> Model:
-        return load(self.model, rate, *paths, self.tau_mode, self.device, self.sampler, image_dial=self.image_dial)
+        return load(
+            self.model, rate, *paths, self.tau_mode, self.device, self.sampler, image_dial=self.image_dial,
+            precision=self.precision,
+        )  # fmt: skip

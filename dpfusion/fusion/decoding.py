@@ -119,16 +119,18 @@ def fuse_latents(
 
 @torch.no_grad()
 def synthesize_fused(
-    codec: CodecAdapter, fusion: LatentFusion | None, latent: Tensor, tau: Tensor, image_size: tuple[int, int]
-) -> Tensor:
+    codec: CodecAdapter, fusion: LatentFusion | None, latent: Tensor, tau: Tensor, image_size: tuple[int, int],
+    precision: str = "fp32",
+) -> Tensor:  # fmt: skip
     """Image (1, 3, H, W) of one fused latent (1, C, h, w) and its tau grid.
 
     ``codec.synthesize`` at tau = 1 or without a synthesis adapter, so tau = 1 stays the base
-    codec bit for bit; the adapted ``g_s`` otherwise.
+    codec bit for bit; the adapted ``g_s`` otherwise, its blocks in ``precision``.
     """
     if fusion is None or fusion.adapter is None or bool(torch.all(tau == 1.0)):
         return codec.synthesize(latent, image_size)
+    g_s, adapter = codec.model.g_s, fusion.adapter
     if bool(torch.all(tau == 0.0)):  # full strength everywhere, as a number: the adapter adds it in place
-        return codec.synthesize(latent, image_size, lambda y, _: fusion.adapter(codec.model.g_s, y, 1.0))
+        return codec.synthesize(latent, image_size, lambda y, _: adapter(g_s, y, 1.0, precision))
     strength = adapter_strength(tau.to(latent.device))
-    return codec.synthesize(latent, image_size, lambda y, part: fusion.adapter(codec.model.g_s, y, part), strength)
+    return codec.synthesize(latent, image_size, lambda y, part: adapter(g_s, y, part, precision), strength)

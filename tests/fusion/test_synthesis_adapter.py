@@ -163,3 +163,19 @@ def test_blocks_travel_with_the_saved_module(adapted_model, tiny_image, tmp_path
     (tmp_path / "run" / CONFIG_NAME).write_text(json.dumps(document))
     with pytest.raises(DPFusionError, match="not a valid dpfusion.synthesis-adapter config"):
         load_fusion(tmp_path / "run", codec)
+
+
+def test_bf16_blocks_stay_close_to_fp32_and_unknown_precisions_are_refused(tiny_gain_codec):
+    g_s = tiny_gain_codec.model.g_s
+    latent = torch.randn(1, tiny_gain_codec.latent_channels, 3, 4, generator=torch.Generator().manual_seed(2))
+    adapter = _randomized(SynthesisAdapter.for_synthesis(g_s, tiny_gain_codec.latent_channels, hidden=6))
+    with torch.no_grad():
+        full = adapter(g_s, latent, 1.0)
+        low = adapter(g_s, latent, 1.0, "bf16")
+        mapped = adapter(g_s, latent, torch.full((1, 1, 3, 4), 0.5), "bf16")
+    assert low.dtype == torch.float32 and low.is_contiguous() and low.shape == full.shape
+    assert not torch.equal(low, full), "bf16 blocks computed in float32: the precision was ignored"
+    assert float((low - full).norm() / full.norm()) < 0.02
+    assert float((mapped - adapter(g_s, latent, torch.full((1, 1, 3, 4), 0.5))).norm() / full.norm()) < 0.02
+    with pytest.raises(DPFusionError, match="unknown adapter precision 'fp8'"):
+        adapter(g_s, latent, 1.0, "fp8")
