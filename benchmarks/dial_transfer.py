@@ -20,12 +20,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from image_dial_clamp import BLEND_WEIGHTS, TAUS, floored, measure, points  # noqa: E402
+from image_dial_clamp import floored, measure, verdict_cell  # noqa: E402
 from image_dial_probes import DENSE, fitted, validation_arrays  # noqa: E402
 
 from dpfusion.bitstream import DIAL_TAUS  # noqa: E402
 from dpfusion.eval.calibration import KNOTS  # noqa: E402
-from dpfusion.eval.dial_criteria import blend_gap, evenness, wasted  # noqa: E402
 from dpfusion.eval.sweep import list_images  # noqa: E402
 from dpfusion.fusion.image_dial import PROBE_WEIGHTS, BlendOptimum, even_weights  # noqa: E402
 
@@ -35,14 +34,6 @@ PROBES = [DENSE.index(w) for w in PROBE_WEIGHTS]
 def calibrated(curves: np.ndarray) -> tuple[tuple[float, ...], np.ndarray]:
     """The module dial ``dpfusion calibrate`` would store for these photos (curves: (photos, DENSE, 2))."""
     return KNOTS, np.asarray(even_weights(PROBE_WEIGHTS, curves[:, PROBES, 0].mean(axis=0), KNOTS, "calibration"))
-
-
-def verdict(curves: np.ndarray, dials: list) -> str:
-    """Evenness / gap to the blend / positions beaten of photos ``curves`` decoded with ``dials``."""
-    dial = points(curves, dials, TAUS)
-    blend = points(curves, [((0.0, 1.0), np.array([1.0, 0.0]))] * len(curves), tuple(1 - w for w in BLEND_WEIGHTS))
-    beaten = ",".join(f"{a:g}>{b:g}" for a, b in wasted(dial)) or "none"
-    return f"{evenness(dial):.3f} / {blend_gap(dial, blend)[0]:+.3f} / {beaten}"
 
 
 def held_out_rows(arrays: dict[str, np.ndarray], groups: np.ndarray, j: int) -> dict[str, str]:
@@ -56,8 +47,8 @@ def held_out_rows(arrays: dict[str, np.ndarray], groups: np.ndarray, j: int) -> 
         fits = [floored(fitted(c[:, 0], PROBE_WEIGHTS, DIAL_TAUS, module[1]), o.psnr_floor()) for c, o in
                 zip(curves, optima, strict=True)]  # fmt: skip
         label = f"{group} ({held.sum()} photos)"
-        rows[f"{label}, module calibrated on the other {rest.sum()}"] = verdict(curves, [module] * len(curves))
-        rows[f"{label}, per image (floored)"] = verdict(curves, fits)
+        rows[f"{label}, module calibrated on the other {rest.sum()}"] = verdict_cell(curves, [module] * len(curves))
+        rows[f"{label}, per image (floored)"] = verdict_cell(curves, fits)
     return rows
 
 

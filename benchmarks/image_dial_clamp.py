@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from image_dial_probes import DENSE, fitted, validation_arrays  # noqa: E402
 
 import dpfusion  # noqa: E402
-from dpfusion.bitstream import DIAL_CODE_STEPS, DIAL_TAUS  # noqa: E402
+from dpfusion.bitstream import DIAL_TAUS, decode_dial, encode_dial  # noqa: E402
 from dpfusion.eval.dial_criteria import Point, blend_gap, evenness, wasted  # noqa: E402
 from dpfusion.eval.sweep import list_images  # noqa: E402
 from dpfusion.fusion.image_dial import PROBE_WEIGHTS, PSNR_SLACK_DB, BlendOptimum, blend_optimum, blend_scores  # noqa: E402,E501
@@ -68,18 +68,25 @@ def floored(dial: tuple[tuple[float, ...], np.ndarray], floor: float) -> tuple[t
     knots, weights = dial
     if tuple(knots[1:-1]) != DIAL_TAUS:
         return dial
-    raised = np.maximum(weights[1:-1], floor)
-    return knots, np.array([1.0, *(np.round(np.sqrt(raised) * DIAL_CODE_STEPS) / DIAL_CODE_STEPS) ** 2, 0.0])
+    return knots, np.array([1.0, *decode_dial(encode_dial(np.maximum(weights[1:-1], floor))), 0.0])
 
 
-def dial_rows(arrays: dict[str, np.ndarray], j: int, rate: float) -> dict[str, list]:
-    """Every contender's dials (one per photo) at rate index ``j``."""
-    module = dpfusion.load().dial
+def verdict_cell(curves: np.ndarray, dials: list[tuple[tuple[float, ...], np.ndarray]]) -> str:
+    """Evenness / interior minus the common-weight blend / positions beaten of photos ``curves`` (photos, DENSE,
+    2) decoded with ``dials`` (one per photo)."""
+    dial = points(curves, dials, TAUS)
+    blend = points(curves, [((0.0, 1.0), np.array([1.0, 0.0]))] * len(curves), tuple(1 - w for w in BLEND_WEIGHTS))
+    beaten = ",".join(f"{a:g}>{b:g}" for a, b in wasted(dial)) or "none"
+    return f"{evenness(dial):.3f} / {blend_gap(dial, blend)[0]:+.3f} / {beaten}"
+
+
+def dial_rows(arrays: dict[str, np.ndarray], j: int, module: tuple[tuple[float, ...], np.ndarray]) -> dict[str, list]:
+    """Every contender's dials (one per photo) at rate index ``j``; ``module``: the module's (knots, weights) there."""
     at = arrays["curves"][:, j]
-    fits = [fitted(c[:, 0], PROBE_WEIGHTS, DIAL_TAUS, module.curve(rate)) for c in at]
-    rows = {"module calibration": [(module.knots, module.curve(rate))] * len(at), "per image, no floor": fits}
+    fits = [fitted(c[:, 0], PROBE_WEIGHTS, DIAL_TAUS, module[1]) for c in at]
+    rows = {"module calibration": [module] * len(at), "per image, no floor": fits}
+    optima = [BlendOptimum(w, v) for w, v in zip(arrays["optimal"][:, j], arrays["spread"][:, j], strict=True)]
     for slack in SLACKS_DB:
-        optima = [BlendOptimum(w, v) for w, v in zip(arrays["optimal"][:, j], arrays["spread"][:, j], strict=True)]
         name = f"per image, floor {slack:g} dB below the peak" + (" (shipped)" if slack == PSNR_SLACK_DB else "")
         rows[name] = [floored(d, o.psnr_floor(slack)) for d, o in zip(fits, optima, strict=True)]
     return rows
@@ -88,16 +95,12 @@ def dial_rows(arrays: dict[str, np.ndarray], j: int, rate: float) -> dict[str, l
 def main() -> None:
     rates, arrays = validation_arrays(__doc__, measure)
     curves = arrays["curves"]
+    module = dpfusion.load().dial
     print(f"{len(curves)} photos; evenness / interior minus blend / positions beaten, per rate")
     table: dict[str, list[str]] = {}
     for j, rate in enumerate(rates):
-        at = curves[:, j]
-        blend = points(at, [((0.0, 1.0), np.array([1.0, 0.0]))] * len(at), tuple(1 - w for w in BLEND_WEIGHTS))
-        for name, dials in dial_rows(arrays, j, rate).items():
-            dial = points(at, dials, TAUS)
-            gap, _ = blend_gap(dial, blend)
-            beaten = ",".join(f"{a:g}>{b:g}" for a, b in wasted(dial)) or "none"
-            table.setdefault(name, []).append(f"{evenness(dial):.3f} / {gap:+.3f} / {beaten}")
+        for name, dials in dial_rows(arrays, j, (module.knots, module.curve(rate))).items():
+            table.setdefault(name, []).append(verdict_cell(curves[:, j], dials))
     print("dial | " + " | ".join(f"rate {r:g}" for r in rates))
     for name, cells in table.items():
         print(f"{name} | " + " | ".join(cells))

@@ -31,7 +31,7 @@ from dpfusion.errors import DPFusionError
 from dpfusion.fusion.dial import DialCalibration, blend
 from dpfusion.imageio import to_tensor, to_uint8
 from dpfusion.metrics import METRICS
-from dpfusion.metrics.lpips import LPIPSAgainst
+from dpfusion.metrics.lpips import METRIC_NETS, LPIPSAgainst
 from dpfusion.metrics.weights import available_metrics
 
 IMAGE_DIAL_KNOTS = (0.0, *DIAL_TAUS, 1.0)
@@ -39,7 +39,6 @@ IMAGE_DIAL_KNOTS = (0.0, *DIAL_TAUS, 1.0)
 PROBE_WEIGHTS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 """Blend weights the sender scores: dense near 0, where LPIPS moves fastest."""
 PERCEPTUAL = "lpips_alex"
-LPIPS_METRICS = {"lpips_alex": "alex", "lpips_vgg": "vgg"}
 FULL_IMAGE_PIXELS = 1 << 20
 """Images up to this many pixels are scored whole; larger ones on a grid of crops, to bound the sender's cost."""
 CROP = 512
@@ -75,8 +74,8 @@ def blend_scores(
 
 def _against(metric: str, reference: Tensor) -> Callable[[Tensor], Tensor]:
     """``metric`` against a fixed reference; LPIPS embeds the reference once for all the blends."""
-    if metric in LPIPS_METRICS:
-        return LPIPSAgainst(reference, LPIPS_METRICS[metric])
+    if metric in METRIC_NETS:
+        return LPIPSAgainst(reference, METRIC_NETS[metric])
     return lambda x: METRICS[metric](x, reference)
 
 

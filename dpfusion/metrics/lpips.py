@@ -16,6 +16,8 @@ from dpfusion.metrics._scoring import score, shared_network
 from dpfusion.metrics.networks import build_network
 
 NETS = ("alex", "vgg")
+METRIC_NETS = {f"lpips_{net}": net for net in NETS}
+"""The registered metric name of each backbone's LPIPS, to its backbone."""
 
 
 def _name(net: str) -> str:
@@ -47,7 +49,7 @@ class LPIPSAgainst:
         if reference.shape[0] != 1:
             raise DPFusionError(f"{self._metric}: one reference image expected, got a batch of {reference.shape[0]}")
         self._reference = reference
-        self._network = shared_network(_name(net)).to(reference.device)
+        self._network = shared_network(self._metric).to(reference.device)
         with torch.inference_mode():
             self._embedded = self._network.embed(quantize(reference).float())
 
