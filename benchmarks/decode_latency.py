@@ -3,7 +3,8 @@
     python benchmarks/decode_latency.py [--image KODAK.png] [--rate 3] [--threads 2] [--repeats 5] [--compile]
 
 One bitstream (kodim23 at rate 3 by default) decoded by: the base codec (tau = 1), the default
-tau = 0 decode (1 step), 10 steps, the synthesis adapter on and off, each kept CPU speed-up
+tau = 0 decode (1 step; its adapter blocks in the default ``auto`` precision, bf16 where the CPU has AMX),
+the blocks in fp32 and in bf16, 10 steps, the synthesis adapter on and off, each kept CPU speed-up
 switched off (the tau = 0 decode as it was before them: the plain g_s decoded too and blended at
 weight 1, the adapter's blocks added out of place), one CPU thread, and with ``--compile`` the
 optional torch.compile of the adapted g_s (compiled in the discarded first round); a decode
@@ -47,6 +48,7 @@ from dpfusion.fusion.decoding import condition_of, fuse_latents, synthesize_fuse
 from dpfusion.fusion.network import LatentFusion  # noqa: E402
 from dpfusion.fusion.samplers import sampler_for  # noqa: E402
 from dpfusion.fusion.schedule import NoiseSchedule  # noqa: E402
+from dpfusion.fusion.synthesis_adapter import resolve_precision  # noqa: E402
 from dpfusion.imageio import load_image  # noqa: E402
 from dpfusion.memory import peak_resident_bytes  # noqa: E402
 
@@ -118,9 +120,12 @@ def _one_thread(fn: Callable[[], object]) -> Callable[[], object]:
 def _decodes(model: Model, data: bytes, compiled: bool) -> dict[str, Callable[[], object]]:
     """Whole decodes, each from the bytes: what a user waits for."""
     variants = _variants(model, compiled)
+    full, low = dataclasses.replace(model, precision="fp32"), dataclasses.replace(model, precision="bf16")
     paths = {
         "base decode (tau = 1)": lambda: model.decompress(data, 1.0),
         f"tau = 0, {DEFAULT_STEPS} step (default)": lambda: model.decompress(data, 0.0),
+        "tau = 0, blocks in fp32": lambda: full.decompress(data, 0.0),
+        "tau = 0, blocks in bf16": lambda: low.decompress(data, 0.0),
         "tau = 0, 10 steps": lambda: model.decompress(data, 0.0, steps=10),
         "tau = 0, adapter off": lambda: variants["no adapter"].decompress(data, 0.0),
         "off: tau = 0 alone (+ plain g_s)": lambda: model.decompress_many(data, [0.0, 1.0]),
@@ -157,10 +162,20 @@ def _paths(model: Model, data: bytes, compiled: bool) -> dict[str, Callable[[], 
         "session: new tau (dial)": lambda: session.render(next(taus)),
         "part: entropy decoding": lambda: codec.decode_latent(encoded),
         "part: g_s": lambda: codec.synthesize(y_hat, size),
-        "part: g_s + adapter (tau = 0)": lambda: synthesize_fused(codec, fusion, y_hat, zero, size),
+        "part: g_s + adapter (tau = 0)": lambda: synthesize_fused(codec, fusion, y_hat, zero, size, model.precision),
         "part: condition branch": lambda: condition_of(fusion, y_hat),
         "part: fusion network, 1 step": lambda: fuse_latents(fusion, y_hat, [zero], sampler, 0, condition=condition),
     }
+
+
+def _precision_difference(model: Model, data: bytes) -> None:
+    """How far the bf16 blocks move the tau = 0 image from float32, in 8-bit levels and dB."""
+    full = dataclasses.replace(model, precision="fp32").decompress(data, 0.0).astype(np.float64)
+    low = dataclasses.replace(model, precision="bf16").decompress(data, 0.0).astype(np.float64)
+    mse = float(np.mean((full - low) ** 2))
+    psnr = "identical" if mse == 0 else f"PSNR between them {10 * np.log10(255**2 / mse):.1f} dB"
+    print(f"tau = 0, bf16 against fp32 blocks: max {np.abs(full - low).max():.0f} levels, "
+          f"mean {np.abs(full - low).mean():.4f}, {psnr}")  # fmt: skip
 
 
 def _side_by_side(paths: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
@@ -223,8 +238,10 @@ def main() -> None:
     print(
         f"image {args.image} ({image.shape[1]}x{image.shape[0]}), {len(data)} bytes, codec {model.codec.name} "
         f"rate {args.rate:g}, fusion: {origin}, torch threads {torch.get_num_threads()}, "
-        f"median of {args.repeats} round-robin rounds"
+        f"median of {args.repeats} round-robin rounds, adapter precision {model.precision} -> "
+        f"{resolve_precision(model.precision, model.device)}"
     )
+    _precision_difference(model, data)
     started = time.perf_counter()
     paths = _paths(model, data, args.compile) | _encodes(model, image, args.rate)
     _report(_side_by_side(paths, args.repeats), "base decode (tau = 1)")

@@ -52,9 +52,10 @@ class Model:
     """Whether :meth:`compress` fits the dial to each image and writes it into the file
     (:mod:`dpfusion.fusion.image_dial`); only under the ``dial`` mode, with a fusion module. Off by default:
     it costs the encoder a decode of both ends and a dozen LPIPS scores (docs/METHOD.md)."""
-    precision: str = "fp32"
-    """How the synthesis adapter's blocks compute (tau < 1): ``fp32`` or ``bf16`` (much faster on CPUs with
-    AMX tiles and on GPUs; docs/METHOD.md). ``g_s`` itself, and so tau = 1, is float32 either way."""
+    precision: str = "auto"
+    """How the synthesis adapter's blocks compute (tau < 1): ``fp32``, ``bf16`` (much faster on CPUs with AMX
+    tiles and on GPUs, within noise of fp32; docs/METHOD.md) or ``auto``, bf16 where the device computes it
+    natively. ``g_s`` itself, and so tau = 1, is float32 and bit-exact either way."""
 
     def __post_init__(self) -> None:
         if self.tau_mode not in TAU_MODES:
@@ -139,7 +140,7 @@ def load(
     sampler: str | None = None,
     compile: bool = False,
     image_dial: bool = False,
-    precision: str = "fp32",
+    precision: str = "auto",
 ) -> Model:
     """Load a base codec and its fusion module (the embedded one for the default model) with its dial;
     ``device`` runs the decoder there (see :meth:`Model.to`), ``compile`` see :meth:`Model.compile`,

@@ -111,14 +111,15 @@ def add_sampler(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_precision(parser: argparse.ArgumentParser) -> None:
+def add_precision(parser: argparse.ArgumentParser, default: str = "auto") -> None:
     """``--precision``: how the synthesis adapter's blocks compute (``Model.precision``)."""
     parser.add_argument(
         "--precision",
-        default="fp32",
+        default=default,
         choices=PRECISIONS,
-        help="the adapter's blocks (tau < 1) in fp32 (default) or bf16: several times faster on CPUs with AMX and"
-        " on GPUs, within noise of fp32 (docs/METHOD.md); tau = 1 is float32 and bit-exact either way",
+        help=f"the adapter's blocks (tau < 1) in fp32, bf16 (several times faster on CPUs with AMX and on GPUs,"
+        f" within noise of fp32: docs/METHOD.md) or auto, bf16 where the device has it natively (default: {default});"
+        " tau = 1 is float32 and bit-exact either way",
     )
 
 

@@ -104,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_image_dial(p)
     add_sampler(p)
     add_device(p)
-    add_precision(p)
+    add_precision(p, "fp32")  # a report is a measurement of the model, the same on every machine
     p.add_argument("--rates", help="comma list of rate indices / zoo qualities (default: every rate of the codec)")
     p.add_argument("--taus", default=DEFAULT_TAUS, help=f"comma list of tau (default {DEFAULT_TAUS})")
     p.add_argument("--steps", default=str(DEFAULT_STEPS), help=f"comma list of DDIM step counts ({DEFAULT_STEPS})")

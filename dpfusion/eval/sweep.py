@@ -37,6 +37,7 @@ from dpfusion.eval.scoring import Scorer
 from dpfusion.fusion.dial import LEGACY_DIAL_VERSION
 from dpfusion.fusion.image_dial import FIT_SIGNATURE
 from dpfusion.fusion.samplers import trained_sampler
+from dpfusion.fusion.synthesis_adapter import resolve_precision
 from dpfusion.imageio import image_files, load_image, save_png
 
 
@@ -82,9 +83,9 @@ def list_images(folder: str | Path) -> list[DatasetImage]:
 def model_signature(model: Model, taus: Sequence[float] = (0.5,)) -> str:
     """Identifies the codec weights, the fusion weights and the noise schedule that decode; when some tau is
     below 1, the sampler if it is not the one the module was trained for (so journals of the default decode
-    stay valid) and the adapter's precision if it is not float32; and the tau mode (with its calibration, and
-    the sender's per-image dial when it fits one) when some tau lies strictly inside (0, 1): at 0 and 1 every
-    mode decodes the same. The step count and the seed are in each record's key."""
+    stay valid) and the adapter's precision if it resolves to other than float32; and the tau mode (with its
+    calibration, and the sender's per-image dial when it fits one) when some tau lies strictly inside (0, 1): at
+    0 and 1 every mode decodes the same. The step count and the seed are in each record's key."""
     codec = model.codec
     if model.fusion is None:
         fusion = "none"
@@ -94,8 +95,9 @@ def model_signature(model: Model, taus: Sequence[float] = (0.5,)) -> str:
         sampler = model.sampler or trained_sampler(model.fusion)
         if sampler != trained_sampler(model.fusion) and any(t < 1.0 for t in taus):
             fusion += f":sampler={sampler}"
-        if model.precision != "fp32" and any(t < 1.0 for t in taus):
-            fusion += f":precision={model.precision}"
+        precision = resolve_precision(model.precision, model.device)
+        if precision != "fp32" and any(t < 1.0 for t in taus):
+            fusion += f":precision={precision}"
     dial = ""
     if model.fusion is not None and any(0.0 < t < 1.0 for t in taus):
         dial = f":tau_mode={model.tau_mode}"

@@ -9,11 +9,13 @@ bit for bit; a tau map fades them per region (resized to each block's resolution
 
 The blocks may run in bfloat16 (``precision="bf16"``): on a CPU with AMX tiles or a GPU the block pair
 then costs a fraction of its float32 time, while ``g_s``'s own layers, and so tau = 1, stay float32.
+``precision="auto"`` picks bf16 exactly where the hardware computes it natively.
 """
 
 from __future__ import annotations
 
 from contextlib import nullcontext
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -22,13 +24,32 @@ from torch import Tensor, nn
 from dpfusion.configs import Configurable, register_to_config
 from dpfusion.errors import DPFusionError
 
-PRECISIONS = ("fp32", "bf16")
-"""How the adapter's blocks compute; ``g_s`` always runs in float32."""
+PRECISIONS = ("auto", "fp32", "bf16")
+"""How the adapter's blocks compute; ``g_s`` always runs in float32. ``auto``: see :func:`resolve_precision`."""
 
 
 def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise DPFusionError(f"unknown adapter precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    return precision
+
+
+@cache
+def native_bf16(device_type: str) -> bool:
+    """Whether ``device_type`` computes bf16 convolutions natively: a CUDA GPU that supports bf16, or a CPU
+    with AMX tiles. Only AMX was measured faster (docs/METHOD.md); an AVX2 CPU emulates bf16 and is slower."""
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type == "cpu":
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return bool(amx and amx())
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``fp32`` or ``bf16``: ``auto`` is bf16 where :func:`native_bf16` holds on ``device``, else fp32."""
+    if check_precision(precision) == "auto":
+        return "bf16" if native_bf16(device.type) else "fp32"
     return precision
 
 
@@ -109,7 +130,7 @@ class SynthesisAdapter(Configurable, nn.Module):
         # At full strength (the number 1: tau = 0) without gradients each block's output is added in place, unscaled:
         # ``h + 1.0 * a`` is ``h + a`` bit for bit, and it saves two full-size tensors per block.
         whole = not torch.is_grad_enabled() and _is_one(strength)
-        low = check_precision(precision) == "bf16"
+        low = resolve_precision(precision, latent.device) == "bf16"
         # bf16 runs channels-last throughout: oneDNN's bf16 convolutions are several times slower on NCHW, and so
         # is adding a channels-last block output to an NCHW activation; g_s's own float32 layers cost the same
         h = latent.contiguous(memory_format=torch.channels_last) if low else latent

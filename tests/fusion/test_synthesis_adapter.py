@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,9 +12,17 @@ from torch import nn
 
 from dpfusion.api import Model
 from dpfusion.errors import DPFusionError
+from dpfusion.eval.sweep import model_signature
+from dpfusion.fusion import synthesis_adapter
 from dpfusion.fusion.checkpoint import CONFIG_NAME, load_fusion, save_fusion
 from dpfusion.fusion.schedule import NoiseSchedule
-from dpfusion.fusion.synthesis_adapter import SynthesisAdapter, adapter_positions, adapter_strength
+from dpfusion.fusion.synthesis_adapter import (
+    PRECISIONS,
+    SynthesisAdapter,
+    adapter_positions,
+    adapter_strength,
+    resolve_precision,
+)
 from tests.decoding import decode_base
 
 torch.set_num_threads(1)
@@ -179,3 +188,17 @@ def test_bf16_blocks_stay_close_to_fp32_and_unknown_precisions_are_refused(tiny_
     assert float((mapped - adapter(g_s, latent, torch.full((1, 1, 3, 4), 0.5))).norm() / full.norm()) < 0.02
     with pytest.raises(DPFusionError, match="unknown adapter precision 'fp8'"):
         adapter(g_s, latent, 1.0, "fp8")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_exactly_where_it_is_native(monkeypatch, adapted_model, tiny_image, native):
+    monkeypatch.setattr(synthesis_adapter, "native_bf16", lambda device_type: native and device_type == "cpu")
+    data = adapted_model.compress(tiny_image)
+    decoded = {p: replace(adapted_model, precision=p).decompress(data, tau=0.0, steps=2) for p in PRECISIONS}
+    assert not np.array_equal(decoded["bf16"], decoded["fp32"]), "the two precisions must be told apart"
+    assert np.array_equal(decoded["auto"], decoded["bf16" if native else "fp32"])
+    assert resolve_precision("auto", torch.device("meta")) == "fp32"  # autocast refuses the meta device
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    signature = model_signature(replace(adapted_model, precision="auto"), (0.0,))
+    assert signature.endswith(":precision=bf16") == native, "the journal must name the precision that decoded"
+    assert model_signature(replace(adapted_model, precision="auto"), (1.0,)) == model_signature(adapted_model, (1.0,))
