@@ -74,7 +74,9 @@ class _OutOfPlaceAdapter(nn.Module):
         super().__init__()
         self.adapter = adapter
 
-    def forward(self, g_s: nn.Sequential, latent: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    def forward(self, g_s: nn.Sequential, latent: torch.Tensor, strength: torch.Tensor, precision: str) -> torch.Tensor:
+        if precision != "fp32":
+            raise ValueError("the decode before the speed-ups computed its blocks in float32 only")
         blocks = dict(zip(self.adapter.config["positions"], self.adapter.blocks, strict=True))
         h = latent
         for index, child in enumerate(g_s):
@@ -98,7 +100,9 @@ def _variants(model: Model, compiled: bool) -> dict[str, Model]:
     adapter = model.fusion.adapter
     variants = {
         "no adapter": _with_adapter(model, None),
-        "out of place": _with_adapter(model, None if adapter is None else _OutOfPlaceAdapter(adapter)),
+        "out of place": _with_adapter(
+            model, None if adapter is None else _OutOfPlaceAdapter(adapter), precision="fp32"
+        ),
     }
     if compiled:
         variants["compiled"] = _with_adapter(model, copy.deepcopy(adapter)).compile()
@@ -129,8 +133,8 @@ def _decodes(model: Model, data: bytes, compiled: bool) -> dict[str, Callable[[]
         "tau = 0, 10 steps": lambda: model.decompress(data, 0.0, steps=10),
         "tau = 0, adapter off": lambda: variants["no adapter"].decompress(data, 0.0),
         "off: tau = 0 alone (+ plain g_s)": lambda: model.decompress_many(data, [0.0, 1.0]),
-        "off: in-place adapter": lambda: variants["out of place"].decompress(data, 0.0),
-        "off: both (the decode before)": lambda: variants["out of place"].decompress_many(data, [0.0, 1.0]),
+        "off: in-place adapter (fp32)": lambda: variants["out of place"].decompress(data, 0.0),
+        "off: both (the decode before, fp32)": lambda: variants["out of place"].decompress_many(data, [0.0, 1.0]),
         "base decode, 1 thread": _one_thread(lambda: model.decompress(data, 1.0)),
         "tau = 0, 1 thread": _one_thread(lambda: model.decompress(data, 0.0)),
     }
