@@ -147,8 +147,8 @@ def _encodes(model: Model, image: np.ndarray, rate: float) -> dict[str, Callable
     """The sender's side, against the same base decode: a plain encode and one that fits the dial to the image."""
     plain, fitted = dataclasses.replace(model, image_dial=False), dataclasses.replace(model, image_dial=True)
     return {
-        "encode (default: the module's dial)": lambda: plain.compress(image, quality=rate),
-        "encode, dial fitted (--image-dial)": lambda: fitted.compress(image, quality=rate),
+        "encode, plain (--no-image-dial)": lambda: plain.compress(image, quality=rate),
+        "encode, dial fitted (default)": lambda: fitted.compress(image, quality=rate),
     }
 
 

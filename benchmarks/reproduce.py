@@ -4,8 +4,8 @@
 
 Runs (each sweep resumes from its journal when interrupted), on Kodak (the report) and on the
 validation photos (held out from training, where every choice was made; a generalisation check):
-  1. the dial (default tau mode) at tau in {0, .1, .2, .3, .5, .7, .8, .9, 1}, with JPEG and WebP, and the
-     dial the sender fits to each image (``--image-dial``);
+  1. the dial at tau in {0, .1, .2, .3, .5, .7, .8, .9, 1}: the shipped one, which the sender fits to each
+     image (the default), and the module's calibration alone (``--no-image-dial``), with JPEG and WebP;
   2. the plain pixel blend of the two ends (``--tau-mode linear``): the baseline a user builds alone;
   3. the paper's eq. 4 at tau in {.3, .5, .8} (``--tau-mode paper``; its ends are the dial's);
   4. realism: FID and KID on 256x256 patches (HiFiC protocol) at tau in {0, .1, .3, 1} and the rates of
@@ -110,9 +110,9 @@ def _eval(dataset: str, output: Path, rates: str, taus: tuple[float, ...], metri
 def _split_sweeps(dataset: str, out: Path, args: argparse.Namespace, realism_taus: tuple[float, ...] | None) -> None:
     """The dial and the plain blend on one split, then realism unless ``realism_taus`` is None; one file each."""
     _eval(dataset, out / "sweep.json", args.rates, TAUS, "psnr,lpips_alex", args.threads,
-          "--baselines", "jpeg,webp")  # fmt: skip
+          "--no-image-dial", "--baselines", "jpeg,webp")  # fmt: skip
     _eval(dataset, out / "image_dial.json", args.rates, TAUS, "psnr,lpips_alex", args.threads,
-          "--image-dial", "--baselines", "none")  # fmt: skip
+          "--baselines", "none")  # fmt: skip
     _eval(dataset, out / "blend.json", args.rates, BLEND_TAUS, "psnr,lpips_alex", args.threads,
           "--tau-mode", "linear", "--baselines", "none")  # fmt: skip
     if realism_taus is not None:
@@ -168,7 +168,7 @@ def _ratio(doc: Results, metric: str, rate: float) -> float:
 
 def _bars(docs: dict[str, Results]) -> list[str]:
     """The dial issue's bars on one split, each as measured (worst rate where a bar is per rate)."""
-    tau0, tau1 = _curve(docs["sweep"], tau=0.0), _curve(docs["sweep"], tau=1.0)
+    tau0, tau1 = _curve(docs["image_dial"], tau=0.0), _curve(docs["image_dial"], tau=1.0)
     rates = tau1.rates
     cost = [a - b for a, b in zip(tau1.results["psnr"], tau0.results["psnr"], strict=True)]
     realism = docs.get("realism")
@@ -180,8 +180,8 @@ def _bars(docs: dict[str, Results]) -> list[str]:
         f"{sum(cost) / len(cost):.2f} dB",
         f"{min(fid):.2f}x-{max(fid):.2f}x" if fid else "not run",
         f"{min(kid):.2f}x-{max(kid):.2f}x" if kid else "not run",
-        *_dial_bars(docs["sweep"], docs["blend"], rates),
         *_dial_bars(docs["image_dial"], docs["blend"], rates),
+        *_dial_bars(docs["sweep"], docs["blend"], rates),
     ]
 
 
@@ -204,9 +204,9 @@ BAR_NAMES = [
     ("evenness: max \\|u(tau) - (1 - tau)\\| over rates", "<= 0.15"),
     ("interior LPIPS minus best blend at no lower PSNR (share of range), worst rate", "<= +0.02"),
     ("positions beaten in PSNR (> 0.01 dB) and LPIPS (> 0.0005)", "none"),
-    ("with the dial fitted to each image (`--image-dial`): evenness", "<= 0.15"),
-    ("with the dial fitted to each image: interior minus best blend, worst rate", "<= +0.02"),
-    ("with the dial fitted to each image: positions beaten", "none"),
+    ("the module's calibration alone (`--no-image-dial`): evenness", "<= 0.15"),
+    ("the module's calibration alone: interior minus best blend, worst rate", "<= +0.02"),
+    ("the module's calibration alone: positions beaten", "none"),
 ]
 
 
@@ -216,11 +216,11 @@ def _bar_table(splits: dict[str, dict]) -> str:
     return _table(["figure", "bar", *splits], rows)
 
 
-def _dial_rows(docs: dict[str, Results]) -> list[list[str]]:
+def _dial_rows(docs: dict[str, Results], mode: str = "image_dial") -> list[list[str]]:
     rows = []
-    for i, rate in enumerate(_curve(docs["sweep"], tau=1.0).rates):
-        row = [f"{rate:g}", f"{_curve(docs['sweep'], tau=1.0).results['bpp'][i]:.4f}"]
-        row += [f"{p.psnr:.2f} / {p.lpips:.4f}" for p in curve_points(docs["sweep"], rate)]
+    for i, rate in enumerate(_curve(docs[mode], tau=1.0).rates):
+        row = [f"{rate:g}", f"{_curve(docs[mode], tau=1.0).results['bpp'][i]:.4f}"]
+        row += [f"{p.psnr:.2f} / {p.lpips:.4f}" for p in curve_points(docs[mode], rate)]
         rows.append(row)
     return rows
 
@@ -302,29 +302,33 @@ def _sections(splits: dict[str, dict], extras: dict, probe_rate: float) -> list[
     verdict_header = ["rate", "evenness", "minus best blend", "above the blend's PSNR", "beaten positions"]
     photos = len(validation["sweep"].settings["images"])
     return [
-        "## The dial's bars (default tau mode: the calibrated blend of the two ends)",
+        "## The dial's bars (the shipped dial: the blend of the two ends, fitted by the sender to each image)",
         f"Each figure on Kodak (the report) and on the {photos} validation photos (held out from training; the "
-        "dial's calibration and the default steps were chosen on them; the shipped module was trained before the "
-        "split existed and saw the 20 shared ones, not the Debian wallpapers). "
-        "With `--image-dial` the sender fits the dial to each image instead (it holds the original: it scores the "
+        "fit's probes and PSNR floor, the module's calibration and the default steps were chosen on them; the "
+        "shipped module was trained before the split existed and saw the 20 shared ones, not the Debian "
+        "wallpapers). By default the sender fits the dial to each image (it holds the original: it scores the "
         "blend of the two ends it sends and writes 11 one-byte weights into the file, "
-        "`dpfusion/fusion/image_dial.py`); its evenness is measured on the images it was fitted to, by design. "
+        "`dpfusion/fusion/image_dial.py`), so its evenness is measured on the images it was fitted to, by design; "
+        "the last three rows are a file without that fit (`--no-image-dial`), decoded with the module's "
+        "calibration, which is what older files and a sender without LPIPS get. "
         "u(tau) = (L(1) - L(tau)) / (L(1) - L(0)) in LPIPS-alex; the blend is the plain pixel blend of the "
         "decoded tau = 1 and tau = 0 images "
         "(`--tau-mode linear`), the baseline a user can build without dpfusion.",
         _bar_table(splits),
         "## The codec against JPEG and WebP (Kodak)",
         _table(["claim", "measured here"], _codec_claims(kodak["sweep"])),
-        "## PSNR dB / LPIPS-alex by rate and tau, the dial (Kodak mean)",
+        "## PSNR dB / LPIPS-alex by rate and tau, the shipped dial (Kodak mean)",
         _table(["rate", "bpp", *[f"tau={t:g}" for t in TAUS]], _dial_rows(kodak)),
         "## The same on the validation photos",
         _table(["rate", "bpp", *[f"tau={t:g}" for t in TAUS]], _dial_rows(validation)),
-        "## Per rate: the dial (Kodak | validation), the dial fitted to each image (Kodak | validation) and "
-        "the paper's eq. 4 (Kodak)",
-        _table(verdict_header, _verdict_rows(kodak, "sweep")),
-        _table(verdict_header, _verdict_rows(validation, "sweep")),
+        "## The module's calibration alone (`--no-image-dial`), Kodak mean",
+        _table(["rate", "bpp", *[f"tau={t:g}" for t in TAUS]], _dial_rows(kodak, "sweep")),
+        "## Per rate: the shipped dial (Kodak | validation), the module's calibration alone (Kodak | validation) "
+        "and the paper's eq. 4 (Kodak)",
         _table(verdict_header, _verdict_rows(kodak, "image_dial")),
         _table(verdict_header, _verdict_rows(validation, "image_dial")),
+        _table(verdict_header, _verdict_rows(kodak, "sweep")),
+        _table(verdict_header, _verdict_rows(validation, "sweep")),
         "The dial's interior is the blend itself (the same pixels as `--tau-mode linear` at tau = 1 - w(tau), "
         "tested byte for byte), so its true gap is 0; the figure above compares with the blend sampled at four "
         "weights (0.05, 0.1, 0.2, 0.5) and joined by straight lines, and the blend's curve bends below those "
@@ -358,7 +362,8 @@ def report(out: Path, splits: dict[str, dict], extras: dict, latency: str, comma
     parts = [
         "# Reproduction and dial measurements with the embedded default model",
         f"Produced by `{command}` (rerunnable; sweeps resume from their journals). Raw results: `{shown}/` "
-        f"(Kodak) and `{shown}/validation/`: `sweep.json` (the dial), `image_dial.json`, `blend.json`, "
+        f"(Kodak) and `{shown}/validation/`: `image_dial.json` (the shipped dial), "
+        "`sweep.json` (the module's calibration alone, with JPEG and WebP), `blend.json`, "
         "`paper.json`, `realism.json`, "
         f"`seeds.json`, `steps.json`, per-curve CompressAI JSON, CSV; plots in `{shown}/plots/`. Images: "
         f"{len(settings['images'])} Kodak PNGs and {len(splits['validation']['sweep'].settings['images'])} "
@@ -386,18 +391,20 @@ def _variant_text(variant: Results | None) -> str:
 
 
 def _tradeoff_plot(out: Path, docs: dict) -> None:
-    """PSNR against LPIPS per rate: the dial, the plain blend of its ends and the paper's eq. 4."""
+    """PSNR against LPIPS per rate: the shipped dial, the module's calibration, the plain blend of the ends
+    and the paper's eq. 4."""
     from matplotlib.figure import Figure
 
     rates = _curve(docs["sweep"], tau=1.0).rates
     fig = Figure(figsize=(4 * ((len(rates) + 1) // 2), 7))
     axes = fig.subplots(2, (len(rates) + 1) // 2)
     for ax, rate in zip(axes.flat, rates, strict=False):
-        for name, style in (("blend", "k--"), ("paper", "s-"), ("sweep", "o-")):
+        for name, style in (("blend", "k--"), ("paper", "s-"), ("sweep", "^:"), ("image_dial", "o-")):
             if name not in docs:
                 continue
             points = curve_points(docs[name], rate)
-            label = {"blend": "pixel blend of the ends", "paper": "eq. 4 (paper)", "sweep": "dial"}[name]
+            label = {"blend": "pixel blend of the ends", "paper": "eq. 4 (paper)", "sweep": "module calibration",
+                     "image_dial": "dial (shipped: fitted to each image)"}[name]  # fmt: skip
             ax.plot([p.lpips for p in points], [p.psnr for p in points], style, label=label, markersize=4)
         ax.set_title(f"rate {rate:g}")
         ax.set_xlabel("LPIPS-alex")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,10 +47,12 @@ class Model:
     device: torch.device = field(default=torch.device("cpu"))
     sampler: str | None = None
     """A registered sampler's name (:mod:`dpfusion.fusion.samplers`); None: the one the module was trained for."""
-    image_dial: bool = False
+    image_dial: bool = True
     """Whether :meth:`compress` fits the dial to each image and writes it into the file
-    (:mod:`dpfusion.fusion.image_dial`); only under the ``dial`` mode, with a fusion module. Off by default:
-    it costs the encoder a decode of both ends and a dozen LPIPS scores (docs/METHOD.md)."""
+    (:mod:`dpfusion.fusion.image_dial`); only under the ``dial`` mode, with a fusion module. On by default:
+    a module calibration is even only on average over photos, and on Kodak's lowest rate it is not
+    (docs/METHOD.md). It costs the encoder a decode of both ends and 19 LPIPS scores; ``False`` writes a
+    file that decodes with the module's calibration."""
     precision: str = "auto"
     """How the synthesis adapter's blocks compute (tau < 1): ``fp32``, ``bf16`` (much faster on CPUs with AMX
     tiles and on GPUs, within noise of fp32; docs/METHOD.md) or ``auto``, bf16 where the device computes it
@@ -68,23 +69,23 @@ class Model:
         """A .dpf file for an (H, W, 3) uint8 array or an image path."""
         array = load_image(image) if isinstance(image, str | Path) else image
         codec = self.codec if quality is None else self.codec.with_quality(quality)
+        self.check_image_dial()
         data = compress(codec, array, tau=tau)
-        if not self._wants_image_dial:
-            return data
-        reason = fit_unavailable()
-        if reason is None:
-            return self._with_image_dial(array, data)
-        warnings.warn(f"no per-image dial written, the file keeps the module's: {reason}", stacklevel=2)
-        return data
-
-    @property
-    def _wants_image_dial(self) -> bool:
-        return self.image_dial and self.fusion is not None and self.tau_mode == "dial"
+        return self._with_image_dial(array, data) if self.fits_image_dial else data
 
     @property
     def fits_image_dial(self) -> bool:
-        """Whether :meth:`compress` writes a per-image dial: asked for, and LPIPS's weights are prepared."""
-        return self._wants_image_dial and fit_unavailable() is None
+        """Whether :meth:`compress` fits a per-image dial: asked for, under the ``dial`` mode, with a module."""
+        return self.image_dial and self.fusion is not None and self.tau_mode == "dial"
+
+    def check_image_dial(self) -> None:
+        """Refuse, before any work, a fit that cannot run; an encoder that silently fell back would write
+        a different file on a machine without the metric's weights."""
+        reason = fit_unavailable() if self.fits_image_dial else None
+        if reason is not None:
+            raise DPFusionError(
+                f"the per-image dial needs LPIPS-alex: {reason}; or encode without it (--no-image-dial)"
+            )
 
     def _with_image_dial(self, image: np.ndarray, data: bytes) -> bytes:
         """The sender decodes both ends it sends, measures this image's LPIPS along their blend and stores
@@ -139,7 +140,7 @@ def load(
     device: str | torch.device = "cpu",
     sampler: str | None = None,
     compile: bool = False,
-    image_dial: bool = False,
+    image_dial: bool = True,
     precision: str = "auto",
 ) -> Model:
     """Load a base codec and its fusion module (the embedded one for the default model) with its dial;

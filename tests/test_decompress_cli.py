@@ -163,16 +163,29 @@ def test_sampler_flag_reaches_the_decoder(setup, tmp_path, capsys):
     assert (tmp_path / "c.png").read_bytes() == outputs["ddim3"]
 
 
+def test_compress_without_lpips_weights_is_refused_in_one_line(setup, tmp_path, tiny_png, capsys, monkeypatch):
+    """The default encode fits the dial; without the metric's weights it names the fix and writes nothing."""
+    _, with_fusion, _, _ = setup
+    monkeypatch.setenv("DPFUSION_CACHE", str(tmp_path / "empty-cache"))
+    out = tmp_path / "refused.dpf"
+    args = ["compress", str(tiny_png), "-o", str(out), "--model", "gain-hyperprior", "--quality", "1", *with_fusion[:2]]
+    assert main([*args, *with_fusion[-2:]]) == 1
+    _one_line_error(capsys, "the per-image dial needs LPIPS-alex: alexnet.safetensors")
+    assert not out.exists()
+    assert main([*args, *with_fusion[-2:], "--no-image-dial"]) == 0 and unpack(out.read_bytes()).dial is None
+
+
 def test_compress_fits_the_dial_that_info_shows_and_decompress_uses(setup, tmp_path, tiny_png, capsys, monkeypatch):
     _, with_fusion, _, codec = setup
     fitted = decode_dial(bytes([250, 220, 190, 160, 130, 100, 70, 40, 30, 20, 10]))
     monkeypatch.setattr("dpfusion.api.fit_image_dial", lambda image, base, real: fitted)
+    monkeypatch.setattr("dpfusion.api.fit_unavailable", lambda: None)
     model_args = ["--model", "gain-hyperprior", "--quality", "1", "--checkpoint", with_fusion[1]]
     fusion_args = with_fusion[-2:]
     dpf, plain = tmp_path / "fitted.dpf", tmp_path / "plain.dpf"
-    assert main(["compress", str(tiny_png), "-o", str(dpf), *model_args, *fusion_args, "--image-dial"]) == 0
+    assert main(["compress", str(tiny_png), "-o", str(dpf), *model_args, *fusion_args]) == 0  # the default
     assert "dial fitted to the image" in capsys.readouterr().out
-    assert main(["compress", str(tiny_png), "-o", str(plain), *model_args, *fusion_args]) == 0
+    assert main(["compress", str(tiny_png), "-o", str(plain), *model_args, *fusion_args, "--no-image-dial"]) == 0
     assert "dial fitted" not in capsys.readouterr().out
     assert unpack(dpf.read_bytes()).dial == fitted and unpack(plain.read_bytes()).dial is None
     assert main(["info", str(dpf)]) == 0

@@ -36,7 +36,7 @@ def _default_folder(folder: Path, with_fusion: bool) -> Path:
 
 
 @pytest.mark.parametrize("with_fusion", [True, False])
-def test_demo_writes_table_images_and_grid(tmp_path, tiny_png, monkeypatch, capsys, with_fusion) -> None:
+def test_demo_writes_table_images_and_grid(tmp_path, tiny_png, monkeypatch, capsys, with_fusion, metric_weights):
     monkeypatch.setattr(loading, "DEFAULT_DIR", tmp_path / "default")
     (tmp_path / "default").mkdir()
     _default_folder(tmp_path / "default", with_fusion)
@@ -62,7 +62,7 @@ def test_demo_writes_table_images_and_grid(tmp_path, tiny_png, monkeypatch, caps
 def test_embedded_default_model_matches_its_manifest() -> None:
     """The shipped weights load, carry the fingerprint the manifest records, and round-trip exactly at tau = 1."""
     release = loading.ReleaseManifest.load_config(loading.DEFAULT_DIR / loading.RELEASE_NAME)
-    model = dpfusion.load()
+    model = dpfusion.load(image_dial=False)
     assert model.codec.fingerprint.hex() == release.fingerprint
     image = np.asarray(Image.open(Path(loading.__file__).parents[1] / "assets" / "dandelion.png"))[:64, :96]
     data = model.compress(image)

@@ -24,7 +24,7 @@ NO_CUDA = not torch.cuda.is_available()
 @pytest.fixture
 def model(tiny_gain_codec) -> Model:
     fusion = _with_adapter(build_fusion(tiny_gain_codec.latent_channels, seed=1), tiny_gain_codec)
-    return Model(tiny_gain_codec, fusion, NoiseSchedule(num_train_steps=100))
+    return Model(tiny_gain_codec, fusion, NoiseSchedule(num_train_steps=100), image_dial=False)
 
 
 def test_resolve_device(monkeypatch):

@@ -96,7 +96,7 @@ def test_ulimit_is_a_bound_and_the_cli_says_so_in_one_line(tmp_path, tiny_image)
     """``ulimit -v 6 GB``: a default-model header of 8000x7900 (63 MP) is refused by name, exit 1, no file."""
     from dpfusion.api import load
 
-    model = load("default", 3.0)
+    model = load("default", 3.0, image_dial=False)
     file = unpack(model.compress(tiny_image))
     path = tmp_path / "claims.dpf"
     path.write_bytes(pack(dataclasses.replace(file, height=7900, width=8000)))
@@ -108,7 +108,7 @@ def test_ulimit_is_a_bound_and_the_cli_says_so_in_one_line(tmp_path, tiny_image)
     assert run.stderr.count("\n") == 1 and not list(tmp_path.glob("*.png"))
 
 
-def test_measured_peak_is_under_the_model(tmp_path, tiny_image_factory) -> None:
+def test_measured_peak_is_under_the_model(tmp_path, tiny_image_factory, metric_weights) -> None:
     """The guard's promise, measured: a real 512x384 compress and tau = 0 decode stay under the prediction.
 
     A compress that fits the dial to the image decodes both ends, so both guards apply to it (the session
@@ -119,7 +119,7 @@ def test_measured_peak_is_under_the_model(tmp_path, tiny_image_factory) -> None:
     Image.fromarray(tiny_image_factory(384, 512)).save(photo)
     for operations, argv in (
         (("compress", "decode"), ["compress", photo, "-o", dpf, "--image-dial"]),
-        (("compress",), ["compress", photo, "-o", dpf]),
+        (("compress",), ["compress", photo, "-o", dpf, "--no-image-dial"]),
         (("decode",), ["decompress", dpf, "--tau", "0"]),
     ):
         script = (
@@ -144,7 +144,7 @@ def test_an_allocation_that_fails_anyway_is_one_line(error, tiny_png, monkeypatc
         raise error
 
     monkeypatch.setattr("dpfusion.api.compress", fail)
-    assert cli.main(["compress", str(tiny_png), "-o", str(tiny_png.with_suffix(".dpf"))]) == 1
+    assert cli.main(["compress", str(tiny_png), "-o", str(tiny_png.with_suffix(".dpf")), "--no-image-dial"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("dpfusion: error: out of memory (") and err.count("\n") == 1
     assert not tiny_png.with_suffix(".dpf").exists()
@@ -158,4 +158,4 @@ def test_other_runtime_errors_keep_their_traceback(tiny_png, monkeypatch) -> Non
 
     monkeypatch.setattr("dpfusion.api.compress", fail)
     with pytest.raises(RuntimeError, match="a bug"):
-        cli.main(["compress", str(tiny_png), "-o", str(tiny_png.with_suffix(".dpf"))])
+        cli.main(["compress", str(tiny_png), "-o", str(tiny_png.with_suffix(".dpf")), "--no-image-dial"])

@@ -45,7 +45,7 @@ def models(tiny_gain_codec) -> dict[str, Model]:
     # float32 blocks: the bit-for-bit comparisons below hold there; oneDNN's bf16 kernels (``auto`` on AMX) may
     # round a pixel one level differently between two equal paths (seen once in paper mode)
     return {
-        mode: Model(tiny_gain_codec, fusion, SCHEDULE, mode, DIAL, precision="fp32")
+        mode: Model(tiny_gain_codec, fusion, SCHEDULE, mode, DIAL, precision="fp32", image_dial=False)
         for mode in ("dial", "linear", "paper")
     }
 

@@ -47,7 +47,7 @@ def _run_concurrently(work: list, threads: int = 4) -> list:
 @pytest.fixture
 def model(tiny_gain_codec) -> Model:
     fusion = _with_adapter(build_fusion(tiny_gain_codec.latent_channels, seed=2), tiny_gain_codec)
-    return Model(tiny_gain_codec, fusion, NoiseSchedule(num_train_steps=100))
+    return Model(tiny_gain_codec, fusion, NoiseSchedule(num_train_steps=100), image_dial=False)
 
 
 def test_four_threads_decoding_same_and_different_files_give_serial_bytes(model, tiny_image_factory):

@@ -19,9 +19,10 @@ def run(args: argparse.Namespace) -> None:
     inputs = (args.image, args.checkpoint, args.fusion)
     output_target(out, inputs)  # refuse a bad output before the slow part; the write checks again
     image = load_image(args.image)
-    # Only a fitted dial needs the fusion module; a plain encode loads the codec alone, as it did before.
+    # Only a fitted dial needs the fusion module; a plain encode loads the codec alone.
     if args.image_dial:
-        model = load(args.model, args.quality, args.checkpoint, args.fusion, image_dial=True)
+        model = load(args.model, args.quality, args.checkpoint, args.fusion)
+        model.check_image_dial()
     else:
         model = Model(load_codec(args.model, args.quality, args.checkpoint))
     started = time.perf_counter()

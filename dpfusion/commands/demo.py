@@ -11,7 +11,7 @@ import numpy as np
 from dpfusion.api import DEFAULT_STEPS, load
 from dpfusion.atomic import write_bytes_atomic
 from dpfusion.codecs.loading import DEFAULT_NAME
-from dpfusion.commands.common import add_device, add_sampler, add_tau_mode, seed
+from dpfusion.commands.common import add_device, add_image_dial, add_sampler, add_tau_mode, seed
 from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
 from dpfusion.eval.grid import tau_grid
@@ -41,7 +41,11 @@ def run(args: argparse.Namespace) -> None:
     original = load_image(source)
     print(f"[1/4] loading {DEFAULT_NAME}", flush=True)
     device = resolve_device(args.device)
-    model = load(DEFAULT_NAME, args.rate, tau_mode=args.tau_mode, device=device, sampler=args.sampler)
+    model = load(
+        DEFAULT_NAME, args.rate, tau_mode=args.tau_mode, device=device, sampler=args.sampler,
+        image_dial=args.image_dial,
+    )  # fmt: skip
+    model.check_image_dial()
     print(f"[2/4] compressing {source.name} ({original.shape[1]}x{original.shape[0]}) at rate {model.codec.quality:g}")
     data = model.compress(original)
     write_bytes_atomic(out_dir / f"{source.stem}.dpf", data, inputs=(source,))
@@ -91,4 +95,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_tau_mode(p)
     add_sampler(p)
     add_device(p)
+    add_image_dial(p)
     p.set_defaults(run=run)

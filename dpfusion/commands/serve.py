@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dpfusion.api import load
-from dpfusion.commands.common import add_compile, add_device, add_model, add_precision, add_sampler
+from dpfusion.commands.common import add_compile, add_device, add_image_dial, add_model, add_precision, add_sampler
 from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
 
@@ -31,8 +31,9 @@ def run(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     model = load(
         args.model, args.quality, args.checkpoint, args.fusion, device=device, sampler=args.sampler,
-        precision=args.precision,
+        image_dial=args.image_dial, precision=args.precision,
     )  # fmt: skip
+    model.check_image_dial()
     model = model.compile() if args.compile else model
     sock = bind(args.host, args.port)
     app = create_app(model, limits, sample)
@@ -71,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(p)
     add_compile(p)
     add_precision(p)
+    add_image_dial(p)
     p.add_argument("--sample", help="photo offered as the sample (default: the bundled dandelion)")
     p.add_argument("--max-upload-mb", type=_positive(float), default=20.0, help="largest upload (default 20 MB)")
     p.add_argument("--max-pixels", type=_positive(int), default=2_000_000, help="largest image (default 2 MP)")

@@ -62,6 +62,8 @@ def evaluate(
         raise DPFusionError(f"-o must name a .json file, got {output}")
     if models.first.fusion is None and any(t != 1.0 for t in spec.taus):
         raise DPFusionError("tau < 1 needs a fusion module: give --fusion, or --taus 1 for the base codec alone")
+    models.fit_dial_only_inside(spec.taus)
+    models.first.check_image_dial()
     journal = Journal(journal_path(output), fresh=fresh)
     store = ImageStore(output.with_name(f"{output.stem}.images"))
     sweep = Sweep(list(images), spec, scorer, journal, models, store, progress=progress)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 from dpfusion.api import Model, load
@@ -28,7 +30,7 @@ class ModelCache:
         tau_mode: str = DEFAULT_TAU_MODE,
         device: str = "cpu",
         sampler: str | None = None,
-        image_dial: bool = False,
+        image_dial: bool = True,
         precision: str = "fp32",
     ):
         if not codec_spec(model).variable_rate and rates is None:
@@ -55,6 +57,15 @@ class ModelCache:
         if self.variable:
             return tuple(float(r) for r in range(self.first.codec.model.num_rates))
         return (self.first.codec.quality,)
+
+    def fit_dial_only_inside(self, taus: Sequence[float]) -> None:
+        """The sender's dial shapes only taus strictly inside (0, 1), so a sweep of the two ends encodes
+        plainly: the fit would cost it time and LPIPS's weights and change nothing it decodes."""
+        if any(0.0 < t < 1.0 for t in taus):
+            return
+        self.image_dial = False
+        self.first = dataclasses.replace(self.first, image_dial=False)
+        self.models = {rate: dataclasses.replace(model, image_dial=False) for rate, model in self.models.items()}
 
     def __call__(self, rate: float) -> Model:
         if self.variable:

@@ -43,7 +43,7 @@ def test_a_realistic_end_that_is_not_better_is_refused():
 
 def test_measured_curves_score_what_the_decoder_renders(tiny_gain_codec, tiny_image_factory):
     tiny_image = tiny_image_factory(176, 176)  # MS-SSIM (no weights to prepare) needs 161 pixels a side
-    model = Model(tiny_gain_codec, build_fusion(tiny_gain_codec.latent_channels), NoiseSchedule(100))
+    model = Model(tiny_gain_codec, build_fusion(tiny_gain_codec.latent_channels), NoiseSchedule(100), image_dial=False)
     (curve,) = measure_blend_curves(model, [tiny_image], [0.0], steps=2, weights=(0.0, 0.5, 1.0), metric="ms_ssim")
     data = model.compress(tiny_image, quality=0.0)
     base, real = model.decompress_many(data, [1.0, 0.0], steps=2)

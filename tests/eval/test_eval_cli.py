@@ -62,6 +62,7 @@ def eval_args(eval_files, output: Path, *extra: str) -> list[str]:
         "--jpeg-qualities",
         "20,50,90",
         "-q",
+        "--no-image-dial",
         *extra,
     ]
 

@@ -54,7 +54,7 @@ def no_metric_weights(tmp_path, monkeypatch):
 @pytest.fixture
 def counting(eval_files):
     def make(die_after: int | None = None) -> CountingModel:
-        model = api.load("gain-hyperprior", 0.0, eval_files.checkpoint, eval_files.fusion)
+        model = api.load("gain-hyperprior", 0.0, eval_files.checkpoint, eval_files.fusion, image_dial=False)
         return CountingModel(model, die_after)
 
     return make

@@ -18,7 +18,7 @@ REAL_COMPILE = torch.compile
 
 def _model(codec) -> Model:
     fusion = _with_adapter(build_fusion(codec.latent_channels, seed=4), codec)
-    return Model(codec, fusion, NoiseSchedule(num_train_steps=100))
+    return Model(codec, fusion, NoiseSchedule(num_train_steps=100), image_dial=False)
 
 
 def _decodes(model: Model, data: bytes) -> list[np.ndarray]:

@@ -71,7 +71,10 @@ def test_blend_of_weight_zero_is_the_base_and_of_weight_one_the_realistic_end_it
 @pytest.fixture
 def models(tiny_gain_codec, fusion_factory):
     fusion = fusion_factory(tiny_gain_codec.latent_channels)
-    return {mode: Model(tiny_gain_codec, fusion, SCHEDULE, mode, CAL) for mode in ("dial", "linear", "paper")}
+    return {
+        mode: Model(tiny_gain_codec, fusion, SCHEDULE, mode, CAL, image_dial=False)
+        for mode in ("dial", "linear", "paper")
+    }
 
 
 def test_the_modes_share_their_ends_and_differ_inside(models, tiny_image):

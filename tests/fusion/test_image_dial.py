@@ -85,7 +85,7 @@ def test_blend_optimum_is_the_least_mse_weight_and_its_floor_costs_the_slack(tin
     assert blend_optimum(image, base, base.clone()) == BlendOptimum(0.0, 0.0)  # no blend to speak of: no floor
 
 
-def test_fitted_dial_is_even_on_its_own_image_down_to_its_psnr_floor(tiny_image_factory) -> None:
+def test_fitted_dial_is_even_on_its_own_image_down_to_its_psnr_floor(tiny_image_factory, metric_weights) -> None:
     image = tiny_image_factory(96, 128, seed=2)
     base, real = _ends(image)
     weights = np.asarray(fit_image_dial(image, base, real))
@@ -117,7 +117,7 @@ def test_no_knot_is_left_below_the_psnr_peak_where_a_nearer_one_wins(monkeypatch
     np.testing.assert_allclose(weights, np.maximum(even, floor), atol=2 * np.sqrt(0.3) / DIAL_CODE_STEPS)
 
 
-def test_no_dial_is_fitted_where_the_realistic_end_is_no_better(tiny_image_factory) -> None:
+def test_no_dial_is_fitted_where_the_realistic_end_is_no_better(tiny_image_factory, metric_weights) -> None:
     image = tiny_image_factory(64, 64)
     base, _ = _ends(image)
     assert fit_image_dial(image, base, base.clone()) is None
@@ -161,9 +161,11 @@ def test_image_calibration_maps_scalars_and_maps() -> None:
 
 
 @pytest.fixture
-def dial_model(tiny_gain_codec) -> Model:
+def dial_model(tiny_gain_codec, monkeypatch) -> Model:
+    """The default model's settings on a tiny module; the tests that use it stand in for the fit's metric."""
+    monkeypatch.setattr("dpfusion.api.fit_unavailable", lambda: None)
     fusion = build_fusion(tiny_gain_codec.latent_channels, seed=3)
-    return Model(tiny_gain_codec, fusion, NoiseSchedule(num_train_steps=100), image_dial=True)
+    return Model(tiny_gain_codec, fusion, NoiseSchedule(num_train_steps=100))
 
 
 def test_compress_writes_the_fitted_dial_and_the_session_renders_with_it(dial_model, tiny_image, monkeypatch):
@@ -193,8 +195,8 @@ def test_no_fit_without_the_dial_mode_a_fusion_module_or_when_switched_off(dial_
     assert not dataclasses.replace(dial_model, tau_mode="linear").fits_image_dial
     assert not dataclasses.replace(dial_model, image_dial=False).fits_image_dial
     assert not Model(tiny_gain_codec).fits_image_dial
-    assert not Model(tiny_gain_codec, dial_model.fusion, dial_model.schedule).fits_image_dial  # opt-in
-    assert dial_model.fits_image_dial
+    assert dial_model.fits_image_dial  # the default
+    dataclasses.replace(dial_model, tau_mode="linear").check_image_dial()  # nothing to fit: nothing refused
 
 
 def test_a_flat_fit_leaves_the_file_without_a_dial(dial_model, tiny_image, monkeypatch):
@@ -212,10 +214,9 @@ def test_probe_weights_rise_from_zero_to_one() -> None:
     assert PROBE_WEIGHTS[0] == 0.0 and PROBE_WEIGHTS[-1] == 1.0 and np.all(np.diff(PROBE_WEIGHTS) > 0)
 
 
-def test_without_lpips_weights_the_sender_warns_and_keeps_the_module_dial(dial_model, tiny_image, monkeypatch):
+def test_without_lpips_weights_the_sender_refuses_before_encoding(dial_model, tiny_image, monkeypatch):
+    """No silent fallback: a file without its dial would decode differently from the one asked for."""
     monkeypatch.setattr("dpfusion.api.fit_unavailable", lambda: "lpips_alex_v0.1.safetensors not in CACHE")
-    monkeypatch.setattr("dpfusion.api.fit_image_dial", lambda *a: pytest.fail("fitted without the metric"))
-    assert not dial_model.fits_image_dial
-    with pytest.warns(UserWarning, match="no per-image dial written.*not in CACHE"):
-        data = dial_model.compress(tiny_image)
-    assert unpack(data).dial is None
+    monkeypatch.setattr("dpfusion.api.compress", lambda *a, **k: pytest.fail("encoded before refusing"))
+    with pytest.raises(DPFusionError, match=r"per-image dial needs LPIPS-alex: .*not in CACHE.*--no-image-dial"):
+        dial_model.compress(tiny_image)

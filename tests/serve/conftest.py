@@ -22,7 +22,8 @@ STEPS = 2
 
 
 @pytest.fixture(scope="session")
-def model() -> Model:
+def model(metric_weights) -> Model:
+    """The default model as ``dpfusion serve`` loads it: uploads are encoded with the sender's per-image dial."""
     return dpfusion.load()
 
 

@@ -68,7 +68,7 @@ def _address(process: subprocess.Popen, log: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(sample_crop: Path) -> Iterator[str]:
+def server(sample_crop: Path, metric_weights: Path) -> Iterator[str]:
     """``python -m dpfusion serve --port 0``; yields its address (stderr goes to a file: a pipe could fill up)."""
     command = [sys.executable, "-m", "dpfusion", "serve", "--port", "0", "--sample", str(sample_crop)]
     log = sample_crop.with_name("server.log")

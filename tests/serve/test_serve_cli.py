@@ -14,7 +14,7 @@ def test_a_taken_port_is_a_one_line_error(capsys) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        assert main(["serve", "--port", str(port)]) == 1
+        assert main(["serve", "--port", str(port), "--no-image-dial"]) == 1
     assert (
         capsys.readouterr().err.strip() == f"dpfusion: error: cannot listen on 127.0.0.1:{port}: Address already in use"
     )

@@ -64,7 +64,7 @@ def test_two_process_fusion_training_exports_and_resumes(
     fusion, schedule = load_fusion(out, codec)  # the exported module loads in a single process
     exported = fusion.state_dict()
     assert all(torch.equal(exported[k], v) for k, v in state["trainable"].items())
-    model = Model(codec, fusion, schedule)
+    model = Model(codec, fusion, schedule, image_dial=False)
     data = model.compress(tiny_image_factory(40, 56))
     zero, one = model.decompress_many(data, [0.0, 1.0], steps=3)
     np.testing.assert_array_equal(one, decode_base(data, codec=codec).image)

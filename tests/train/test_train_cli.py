@@ -108,7 +108,7 @@ def test_fusion_exports_a_module_that_decodes(runs, tiny_image_factory, gain_che
     assert manifest.schedule.num_train_steps == 50 and manifest.dial is None
     codec = _codec(runs)
     fusion, schedule = load_fusion(folder, codec)
-    model = Model(codec, fusion, schedule)
+    model = Model(codec, fusion, schedule, image_dial=False)
     data = model.compress(tiny_image_factory(40, 56, seed=2))
     zero, one = model.decompress_many(data, [0.0, 1.0], steps=3)
     np.testing.assert_array_equal(one, decode_base(data, codec=codec).image)
@@ -150,7 +150,7 @@ def test_fusion_with_synthesis_blocks_exports_and_fine_tunes(runs, tmp_path, tin
     codec = _codec(runs)
     fusion, schedule = load_fusion(tmp_path / "a", codec)
     assert any(b.outer.weight.abs().sum() > 0 for b in fusion.adapter.blocks)  # trained away from zero
-    model = Model(codec, fusion, schedule)
+    model = Model(codec, fusion, schedule, image_dial=False)
     data = model.compress(tiny_image_factory(40, 56, seed=2))
     np.testing.assert_array_equal(model.decompress(data, tau=1.0), decode_base(data, codec=codec).image)
     # Blocks are added to a module trained without them; a module that has them keeps their size.
