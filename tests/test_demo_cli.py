@@ -47,6 +47,8 @@ def test_demo_writes_table_images_and_grid(tmp_path, tiny_png, monkeypatch, caps
     table = [line.split() for line in stdout.splitlines() if line.strip().startswith(taus)]
     assert [row[0] for row in table] == list(taus)
     data = (out / "tiny.dpf").read_bytes()
+    fitted = dpfusion.unpack(data).dial is not None
+    assert ("the sender's dial for this image" if fitted else "the module's dial") in stdout
     bpp = 8 * len(data) / (40 * 56)
     assert all(float(row[1]) == pytest.approx(bpp, abs=1e-4) for row in table)
     base = decode_base(data).image

@@ -10,6 +10,7 @@ import numpy as np
 
 from dpfusion.api import DEFAULT_STEPS, load
 from dpfusion.atomic import write_bytes_atomic
+from dpfusion.bitstream import unpack
 from dpfusion.codecs.loading import DEFAULT_NAME
 from dpfusion.commands.common import add_device, add_image_dial, add_sampler, add_tau_mode, seed
 from dpfusion.devices import resolve_device
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> None:
     availability = available_metrics()
     usable = [name for name in TABLE_METRICS if availability.get(name) is None]
     notes = {name: f"unavailable: {availability.get(name)}" for name in TABLE_METRICS if name not in usable}
-    print(f"[3/4] decoding the same {len(data)}-byte bitstream at tau = {', '.join(f'{t:g}' for t in taus)}")
+    dial = "the sender's dial for this image" if unpack(data).dial is not None else "the module's dial"
+    print(f"[3/4] decoding the same {len(data)}-byte bitstream ({dial}) at tau = {', '.join(f'{t:g}' for t in taus)}")
     rows, images = [], []
     for tau in taus:
         started = time.perf_counter()
