@@ -51,8 +51,8 @@ class Model:
     """Whether :meth:`compress` fits the dial to each image and writes it into the file
     (:mod:`dpfusion.fusion.image_dial`); only under the ``dial`` mode, with a fusion module. On by default:
     a module calibration is even only on average over photos, and loses evenness on a kind of photo it was
-    not calibrated on (the validation folder hold-out, docs/METHOD.md). It costs the encoder a decode of both ends and 19 LPIPS scores; ``False`` writes a
-    file that decodes with the module's calibration."""
+    not calibrated on (the validation folder hold-out, docs/METHOD.md). It costs the encoder a decode of both
+    ends and 19 LPIPS scores; ``False`` writes a file that decodes with the module's calibration."""
     precision: str = "auto"
     """How the synthesis adapter's blocks compute (tau < 1): ``fp32``, ``bf16`` (much faster on CPUs with AMX
     tiles and on GPUs, within noise of fp32; docs/METHOD.md) or ``auto``, bf16 where the device computes it
