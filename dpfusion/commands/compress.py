@@ -22,7 +22,6 @@ def run(args: argparse.Namespace) -> None:
     # Only a fitted dial needs the fusion module; a plain encode loads the codec alone.
     if args.image_dial:
         model = load(args.model, args.quality, args.checkpoint, args.fusion)
-        model.check_image_dial()
     else:
         model = Model(load_codec(args.model, args.quality, args.checkpoint))
     started = time.perf_counter()

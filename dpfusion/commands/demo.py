@@ -46,7 +46,6 @@ def run(args: argparse.Namespace) -> None:
         DEFAULT_NAME, args.rate, tau_mode=args.tau_mode, device=device, sampler=args.sampler,
         image_dial=args.image_dial,
     )  # fmt: skip
-    model.check_image_dial()
     print(f"[2/4] compressing {source.name} ({original.shape[1]}x{original.shape[0]}) at rate {model.codec.quality:g}")
     data = model.compress(original)
     write_bytes_atomic(out_dir / f"{source.stem}.dpf", data, inputs=(source,))
