@@ -161,9 +161,21 @@ def _split_docs(out: Path, realism: bool = True) -> dict[str, Results]:
     return docs
 
 
-def _ratio(doc: Results, metric: str, rate: float) -> float:
+def _ratio(doc: Results, metric: str, rate: float) -> float | None:
+    """tau = 0 over tau = 1; None where either is not positive (the unbiased KID estimate can fall below zero,
+    and a ratio of such values means nothing)."""
     values = {c.tau: c.results[metric][c.rates.index(rate)] for c in doc.learned()}
-    return values[0.0] / values[1.0]
+    return values[0.0] / values[1.0] if values[0.0] > 0 and values[1.0] > 0 else None
+
+
+def _ratio_range(doc: Results | None, metric: str, rates: list[float]) -> str:
+    if doc is None or not rates:
+        return "not run"
+    ratios = {r: _ratio(doc, metric, r) for r in rates}
+    shown = [v for v in ratios.values() if v is not None]
+    text = f"{min(shown):.2f}x-{max(shown):.2f}x" if shown else "no positive pair"
+    skipped = [f"{r:g}" for r, v in ratios.items() if v is None]
+    return text + (f" (rates {', '.join(skipped)}: {metric.upper()} below zero, no ratio)" if skipped else "")
 
 
 def _bars(docs: dict[str, Results]) -> list[str]:
@@ -173,13 +185,11 @@ def _bars(docs: dict[str, Results]) -> list[str]:
     cost = [a - b for a, b in zip(tau1.results["psnr"], tau0.results["psnr"], strict=True)]
     realism = docs.get("realism")
     measured = [r for r in rates if realism and r in _curve(realism, tau=1.0).rates]
-    fid = [_ratio(realism, "fid", r) for r in measured]
-    kid = [_ratio(realism, "kid", r) for r in measured]
     return [
         _bd(bd_rate, tau1, tau0, "lpips_alex", "%"),
         f"{sum(cost) / len(cost):.2f} dB",
-        f"{min(fid):.2f}x-{max(fid):.2f}x" if fid else "not run",
-        f"{min(kid):.2f}x-{max(kid):.2f}x" if kid else "not run",
+        _ratio_range(realism, "fid", measured),
+        _ratio_range(realism, "kid", measured),
         *_dial_bars(docs["image_dial"], docs["blend"], rates),
         *_dial_bars(docs["sweep"], docs["blend"], rates),
     ]
