@@ -244,9 +244,12 @@ def test_committed_eval_journals_keep_their_keys() -> None:
     from dpfusion.api import load
     from dpfusion.eval.sweep import model_signature
 
-    journal = Path(__file__).resolve().parents[1] / "results" / "default" / "sweep.journal.jsonl"
-    keyed = {json.loads(json.loads(line)["key"])[-1] for line in journal.read_text().splitlines() if line.strip()}
-    assert model_signature(load(precision="fp32", image_dial=False), (0.0, 0.5, 1.0)) in keyed  # eval: float32
-    fitted = journal.with_name("image_dial.journal.jsonl")
-    keyed = {json.loads(json.loads(line)["key"])[-1] for line in fitted.read_text().splitlines() if line.strip()}
-    assert model_signature(load(precision="fp32"), (0.0, 0.5, 1.0)) in keyed  # the default: the sender's dial
+    results = Path(__file__).resolve().parents[1] / "results" / "default"
+
+    def signatures(name: str) -> set[str]:
+        lines = (results / f"{name}.journal.jsonl").read_text().splitlines()
+        return {json.loads(json.loads(line)["key"])[-1] for line in lines if line.strip()}
+
+    plain = load(precision="fp32", image_dial=False)  # eval decodes in float32
+    assert model_signature(plain, (0.0, 0.5, 1.0)) in signatures("sweep")
+    assert model_signature(load(precision="fp32"), (0.0, 0.5, 1.0)) in signatures("image_dial")  # the default

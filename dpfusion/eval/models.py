@@ -10,7 +10,7 @@ from dpfusion.api import Model, load
 from dpfusion.codecs.registry import codec_spec
 from dpfusion.devices import resolve_device
 from dpfusion.errors import DPFusionError
-from dpfusion.fusion.dial import DEFAULT_TAU_MODE
+from dpfusion.fusion.dial import DEFAULT_TAU_MODE, any_interior
 
 
 def path_for(template: str | Path | None, rate: float) -> str | None:
@@ -61,7 +61,7 @@ class ModelCache:
     def fit_dial_only_inside(self, taus: Sequence[float]) -> None:
         """The sender's dial shapes only taus strictly inside (0, 1), so a sweep of the two ends encodes
         plainly: the fit would cost it time and LPIPS's weights and change nothing it decodes."""
-        if any(0.0 < t < 1.0 for t in taus):
+        if any_interior(taus):
             return
         self.image_dial = False
         self.first = dataclasses.replace(self.first, image_dial=False)

@@ -34,7 +34,7 @@ from dpfusion.eval import baselines
 from dpfusion.eval.journal import Journal, Record
 from dpfusion.eval.records import MODEL_KIND, UnitRecord, tau_key
 from dpfusion.eval.scoring import Scorer
-from dpfusion.fusion.dial import LEGACY_DIAL_VERSION
+from dpfusion.fusion.dial import LEGACY_DIAL_VERSION, any_interior
 from dpfusion.fusion.image_dial import FIT_SIGNATURE
 from dpfusion.fusion.samplers import trained_sampler
 from dpfusion.fusion.synthesis_adapter import resolve_precision
@@ -99,7 +99,7 @@ def model_signature(model: Model, taus: Sequence[float] = (0.5,)) -> str:
         if precision != "fp32" and any(t < 1.0 for t in taus):
             fusion += f":precision={precision}"
     dial = ""
-    if model.fusion is not None and any(0.0 < t < 1.0 for t in taus):
+    if model.fusion is not None and any_interior(taus):
         dial = f":tau_mode={model.tau_mode}"
         if model.tau_mode == "dial":
             # hashed as schema 1 stored it, with its own version: committed journals keep their keys

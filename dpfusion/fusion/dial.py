@@ -16,6 +16,7 @@ reproduction).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +100,11 @@ def weights_for(mode: str, calibration: DialCalibration, tau: float | np.ndarray
     if mode == "linear":
         return LINEAR.weight(tau, quality)
     raise DPFusionError(f"tau mode {mode!r} does not blend; choose from {', '.join(TAU_MODES)}")
+
+
+def any_interior(taus: Iterable[float]) -> bool:
+    """Whether some tau lies strictly inside (0, 1): only there does the dial, module's or file's, shape a decode."""
+    return any(0.0 < t < 1.0 for t in taus)
 
 
 def is_whole(weight: float | np.ndarray) -> bool:
