@@ -152,6 +152,14 @@ def _add_fusion(p: argparse.ArgumentParser) -> None:
         help="weight of a conditional patch critic's GAN loss on the tau = 0 image (beyond the paper; 0: none)",
     )
     p.add_argument(
+        "--texture-weight",
+        dest="texture_weight",
+        type=float,
+        default=0.0,
+        help="weight of the sliced Wasserstein distance between the VGG16 feature statistics of the tau = 0 image"
+        " and the original (a distribution term without a critic; beyond the paper; 0: none)",
+    )
+    p.add_argument(
         "--variant",
         choices=("ddim", "direct"),
         default="ddim",

@@ -9,6 +9,8 @@ strength (tau = 0), and ``image_mse_weight * ||x - x_rec||^2`` keeps the PSNR co
 With ``adversarial_weight > 0`` a conditional patch critic (``train.discriminator``) adds
 ``adversarial_weight * softplus(-D(x_rec, y_hat))``, the distribution-level term that lets
 the tau = 0 decode commit to a texture instead of averaging (beyond the paper, as in HiFiC).
+With ``texture_weight > 0`` ``texture_weight * SW(x_rec, x)`` (``train.texture``) asks for the
+original's feature statistics instead, a distribution term with no second player to train.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.train.aux_stage import sample_rates
 from dpfusion.train.discriminator import PatchDiscriminator, critic_loss, generator_loss
 from dpfusion.train.loop import TrainingStage
+from dpfusion.train.texture import TextureLoss
 
 
 @torch.no_grad()
@@ -58,6 +61,7 @@ class FusionTraining(Configurable):
     adversarial_weight: float = 0.0
     init: dict[str, str] | None = None
     """The trained module it started from (``--init``): its folder and weights digest."""
+    texture_weight: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fusion", LatentFusion.as_document(self.fusion, "fusion network"))
@@ -80,6 +84,7 @@ class FusionStage(TrainingStage):
         init: dict[str, str] | None = None,
         image_mse_weight: float = 0.0,
         adversarial_weight: float = 0.0,
+        texture_weight: float = 0.0,
     ):
         super().__init__()
         self.direct = fusion.sampling == "direct"
@@ -105,6 +110,10 @@ class FusionStage(TrainingStage):
         if adversarial_weight < 0:
             raise DPFusionError(f"the adversarial weight must be >= 0, got {adversarial_weight}")
         self.critic = PatchDiscriminator(codec.latent_channels) if adversarial_weight > 0 else None
+        if texture_weight < 0:
+            raise DPFusionError(f"the texture weight must be >= 0, got {texture_weight}")
+        self.texture_weight = texture_weight
+        self.texture = TextureLoss() if texture_weight > 0 else None
         self._last: tuple[Tensor, Tensor, Tensor] | None = None
         self.init = init
 
@@ -136,6 +145,10 @@ class FusionStage(TrainingStage):
         image_mse = (x_rec - batch).pow(2).mean()
         loss = self.latent_weight * latent_loss + perc + self.image_mse_weight * image_mse
         logs = {"latent_mse": latent_loss.detach(), "perceptual": perc.detach(), "image_mse": image_mse.detach()}
+        if self.texture is not None:
+            texture = self.texture(x_rec, batch)
+            loss = loss + self.texture_weight * texture
+            logs["texture"] = texture.detach()
         if self.critic is not None:
             adversarial = self._adversarial(batch, x_rec, y_hat_n)
             loss = loss + self.adversarial_weight * adversarial
@@ -175,4 +188,5 @@ class FusionStage(TrainingStage):
             self.image_mse_weight,
             self.adversarial_weight,
             self.init,
+            self.texture_weight,
         )

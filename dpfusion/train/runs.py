@@ -161,6 +161,7 @@ class FusionOptions:
     """Width of blocks inside ``g_s`` (beyond the paper; 0: none); with ``init``, a larger width grows them."""
     image_mse_weight: float = 0.0
     adversarial_weight: float = 0.0
+    texture_weight: float = 0.0
     variant: str = "ddim"
     loss: str = "lpips_alex"
 
@@ -263,7 +264,7 @@ def train_fusion(
         init = {**(init or {}), "adapter": change}
     perceptual = build_perceptual_loss(options.loss)
     weights = (options.latent_weight, init, options.image_mse_weight, options.adversarial_weight)
-    stage = FusionStage(codec, aux, fusion, schedule, perceptual, *weights)
+    stage = FusionStage(codec, aux, fusion, schedule, perceptual, *weights, texture_weight=options.texture_weight)
     state = run_training(stage, sampler, config, out, resume=resume)
     if is_main():
         fusion.load_state_dict(final_weights(state))
