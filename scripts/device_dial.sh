@@ -7,7 +7,8 @@
 #   dpfusion data prepare /work/traindata
 #   python scripts/pack_photos.py /work/traindata traindata.tar      # JPEG q98 4:4:4, under the 64 MiB carry
 #   bash scripts/device_dial.sh 180 gan0.2 narrow16                    # seconds of training per job, then jobs
-# Jobs: ganW, the dial issue's adversarial fine-tuning at weight W (its realistic end); narrowN, the adapter
+# Jobs: ganW, the dial issue's adversarial fine-tuning at weight W (its realistic end); texW, the same with the
+# texture-statistics term at weight W instead of a critic (docs/METHOD.md); narrowN, the adapter
 # pruned to N channels and fine-tuned (issue 17's decode speed; docs/METHOD.md, "A cheaper adapter").
 # (carry kodak/ too, a copy of ../shared/data/kodak, for the GPU decode timings per Kodak image)
 set -euo pipefail
@@ -25,11 +26,12 @@ common=(--init dpfusion/weights/default --model default --loss lpips_alex --imag
 for job in "${jobs[@]}"; do
   case "$job" in
     gan*) flags=(--latent-weight 0 --adversarial-weight "${job#gan}" --critic-lr-scale 4) ;;
+    tex*) flags=(--latent-weight 0 --texture-weight "${job#tex}") ;;
     narrow*)
       [ -d runs/aux ] || dpfusion train aux data/train -o runs/aux --model default --loss lpips_alex --steps 600 \
         --batch-size 8 --crop 128 --lr 1e-4 --rate-weight 0 --mse-weight 30 --device cuda >/dev/null
       flags=(--aux runs/aux --latent-weight 0.2 --adapter "${job#narrow}") ;;
-    *) echo "unknown job $job (ganW or narrowN)" >&2; exit 1 ;;
+    *) echo "unknown job $job (ganW, texW or narrowN)" >&2; exit 1 ;;
   esac
   timeout "$budget" dpfusion train fusion data/train -o "runs/$job" "${common[@]}" "${flags[@]}" || true
   python scripts/export_fusion.py "runs/$job" "$out/$job"
