@@ -28,6 +28,8 @@ NETWORKS = ("lpips_alex", "lpips_vgg", "stlpips_alex", "stlpips_vgg", "dists")
 _VGG16_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 _VGG16_CHANNELS = (64, 128, 256, 512, 512)
 _ALEX_CHANNELS = (64, 192, 384, 256, 256)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class TappedSequential(nn.Sequential):
@@ -112,6 +114,34 @@ def _vgg16(pool: Callable[[int], list[nn.Module]], taps: Sequence[int]) -> Tappe
     return TappedSequential(_vgg16_layers(pool), taps)
 
 
+def _max_pool(_channels: int) -> list[nn.Module]:
+    return [nn.MaxPool2d(2, 2)]
+
+
+def imagenet_normalized(x: Tensor) -> Tensor:
+    """``x`` in [0, 1] as the ImageNet-trained VGG16 saw its inputs (DISTS and training losses use it so)."""
+    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def pretrained_vgg16(taps: Sequence[int]) -> TappedSequential:
+    """Torchvision's max-pooled VGG16 up to its last tap, with the cached ImageNet weights, frozen.
+
+    For training losses that need the backbone's features without LPIPS' heads; feed it
+    :func:`imagenet_normalized` images. Raises DPFusionError when the weights are not prepared.
+    """
+    require("lpips_vgg")
+    features = _vgg16(_max_pool, taps)
+    state = {
+        key.removeprefix("features."): value
+        for key, value in load_tensors("vgg16").items()
+        if int(key.split(".")[1]) < len(features)
+    }
+    features.load_state_dict(state, strict=True)
+    return features.eval().requires_grad_(False)
+
+
 def _unit(x: Tensor, eps: float = 1e-10) -> Tensor:
     return x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
 
@@ -152,12 +182,10 @@ class DISTSNet(nn.Module):
         self.chns = (3, *_VGG16_CHANNELS)
         self.alpha = nn.Parameter(torch.zeros(1, sum(self.chns), 1, 1))
         self.beta = nn.Parameter(torch.zeros(1, sum(self.chns), 1, 1))
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         both = torch.cat([x, y])
-        feats = [both, *self.features((both - self.mean) / self.std)]
+        feats = [both, *self.features(imagenet_normalized(both))]
         w_sum = self.alpha.sum() + self.beta.sum()
         alphas = torch.split(self.alpha / w_sum, self.chns, dim=1)
         betas = torch.split(self.beta / w_sum, self.chns, dim=1)
@@ -179,7 +207,7 @@ def _build(name: str) -> tuple[nn.Module, dict[str, Tensor]]:
     if name == "lpips_alex":
         return LPIPSNet(_alexnet(), _ALEX_CHANNELS), {**load_tensors("alexnet"), **load_tensors("lpips_alex")}
     if name == "lpips_vgg":
-        net = LPIPSNet(_vgg16(lambda _c: [nn.MaxPool2d(2, 2)], (3, 8, 15, 22, 29)), _VGG16_CHANNELS)
+        net = LPIPSNet(_vgg16(_max_pool, (3, 8, 15, 22, 29)), _VGG16_CHANNELS)
         return net, {**load_tensors("vgg16"), **load_tensors("lpips_vgg")}
     if name == "stlpips_alex":
         return LPIPSNet(_st_alexnet(), _ALEX_CHANNELS), load_tensors("stlpips_alex")
