@@ -6,7 +6,7 @@
 # carry ["traindata.tar"] and a timeout that leaves a rerun:
 #   dpfusion data prepare /work/traindata
 #   python scripts/pack_photos.py /work/traindata traindata.tar      # JPEG q98 4:4:4, under the 64 MiB carry
-#   bash scripts/device_dial.sh 180 gan0.2 narrow16                    # seconds of training per job, then jobs
+#   bash scripts/device_dial.sh 180 tex2 gan0.2                        # seconds of training per job, then jobs
 # Jobs: ganW, the dial issue's adversarial fine-tuning at weight W (its realistic end); texW, the same with the
 # texture-statistics term at weight W instead of a critic (docs/METHOD.md); narrowN, the adapter
 # pruned to N channels and fine-tuned (issue 17's decode speed; docs/METHOD.md, "A cheaper adapter").
@@ -14,7 +14,7 @@
 set -euo pipefail
 budget=${1:-180}
 shift || true
-jobs=("${@:-gan0.2}")
+jobs=("${@:-tex2}")
 out=${OUT:-/tmp/out}
 mkdir -p "$out" data
 pip install -q -e . >/dev/null
@@ -26,7 +26,7 @@ common=(--init dpfusion/weights/default --model default --loss lpips_alex --imag
 for job in "${jobs[@]}"; do
   case "$job" in
     gan*) flags=(--latent-weight 0 --adversarial-weight "${job#gan}" --critic-lr-scale 4) ;;
-    tex*) flags=(--latent-weight 0 --texture-weight "${job#tex}") ;;
+    tex*) flags=(--latent-weight 0 --texture-weight "${job#tex}" --image-mse-weight 6) ;;  # 6: chosen on validation
     narrow*)
       [ -d runs/aux ] || dpfusion train aux data/train -o runs/aux --model default --loss lpips_alex --steps 600 \
         --batch-size 8 --crop 128 --lr 1e-4 --rate-weight 0 --mse-weight 30 --device cuda >/dev/null
