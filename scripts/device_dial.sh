@@ -20,17 +20,17 @@ mkdir -p "$out" data
 pip install -q -e . >/dev/null
 dpfusion weights prepare >/dev/null
 tar -xf traindata.tar -C data
-common=(--init dpfusion/weights/default --model default --loss lpips_alex --image-mse-weight 3 --steps 100000
+common=(--init dpfusion/weights/default --model default --loss lpips_alex --steps 100000
   --batch-size 8 --crop 256 --lr 1e-4 --warmup-steps 100 --ema-decay 0.995 --checkpoint-every 500 --log-every 50
   --device cuda)
 for job in "${jobs[@]}"; do
   case "$job" in
-    gan*) flags=(--latent-weight 0 --adversarial-weight "${job#gan}" --critic-lr-scale 4) ;;
-    tex*) flags=(--latent-weight 0 --texture-weight "${job#tex}" --image-mse-weight 6) ;;  # 6: chosen on validation
+    gan*) flags=(--latent-weight 0 --adversarial-weight "${job#gan}" --critic-lr-scale 4 --image-mse-weight 3) ;;
+    tex*) flags=(--latent-weight 0 --texture-weight "${job#tex}" --image-mse-weight 12) ;;  # 12: chosen on validation
     narrow*)
       [ -d runs/aux ] || dpfusion train aux data/train -o runs/aux --model default --loss lpips_alex --steps 600 \
         --batch-size 8 --crop 128 --lr 1e-4 --rate-weight 0 --mse-weight 30 --device cuda >/dev/null
-      flags=(--aux runs/aux --latent-weight 0.2 --adapter "${job#narrow}") ;;
+      flags=(--aux runs/aux --latent-weight 0.2 --adapter "${job#narrow}" --image-mse-weight 3) ;;
     *) echo "unknown job $job (ganW, texW or narrowN)" >&2; exit 1 ;;
   esac
   timeout "$budget" dpfusion train fusion data/train -o "runs/$job" "${common[@]}" "${flags[@]}" || true
