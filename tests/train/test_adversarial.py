@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import load_fusion
@@ -88,13 +89,17 @@ def test_resume_restores_the_critic_and_its_optimizer(fusion_stage_factory, crop
                                "body.0.parametrizations.weight.original"])  # fmt: skip
 
 
-def test_an_interrupted_run_exports_its_ema_module(fusion_stage_factory, crop_sampler, config_factory, tmp_path):
+@pytest.mark.parametrize("half", [False, True])
+def test_an_interrupted_run_exports_its_ema_module(fusion_stage_factory, crop_sampler, config_factory, tmp_path, half):
     stage = _adversarial_stage(fusion_stage_factory)
     state = run_training(stage, crop_sampler, config_factory(steps=4, ema_decay=0.5), tmp_path / "run", progress=False)
-    export_fusion_checkpoint(tmp_path / "run", tmp_path / "module", stage.codec)
+    weights = export_fusion_checkpoint(tmp_path / "run", tmp_path / "module", stage.codec, half=half)
+    stored = {tensor.dtype for tensor in load_file(str(weights)).values()}
+    assert stored == {torch.float16 if half else torch.float32}
     fusion, _ = load_fusion(tmp_path / "module", stage.codec)
     for name, value in final_weights(state).items():
-        torch.testing.assert_close(fusion.state_dict()[name], value, rtol=0, atol=0)
+        expected = value.half().float() if half else value
+        torch.testing.assert_close(fusion.state_dict()[name], expected, rtol=0, atol=0)
 
 
 def test_the_critic_runs_at_its_own_learning_rate(fusion_stage_factory, crop_sampler, config_factory, tmp_path):
