@@ -26,7 +26,7 @@ common=(--init dpfusion/weights/default --model default --loss lpips_alex --step
 for job in "${jobs[@]}"; do
   case "$job" in
     gan*) flags=(--latent-weight 0 --adversarial-weight "${job#gan}" --critic-lr-scale 4 --image-mse-weight 3) ;;
-    tex*) flags=(--latent-weight 0 --texture-weight "${job#tex}" --image-mse-weight 12) ;;  # 12: chosen on validation
+    tex*) flags=(--latent-weight 0 --texture-weight "${job#tex}" --image-mse-weight 12) ;;  # 12: best tau = 0 on validation; its dial needs a floored calibration (docs/METHOD.md)
     narrow*)
       [ -d runs/aux ] || dpfusion train aux data/train -o runs/aux --model default --loss lpips_alex --steps 600 \
         --batch-size 8 --crop 128 --lr 1e-4 --rate-weight 0 --mse-weight 30 --device cuda >/dev/null

@@ -12,7 +12,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="run folder of `dpfusion train fusion` (its checkpoint.pt)")
     parser.add_argument("out", help="folder to write fusion.safetensors and fusion.json into")
-    parser.add_argument("--half", action="store_true", help="store the weights in fp16 (as the shipped module)")
+    parser.add_argument("--half", action="store_true", help="store the weights in fp16 (half the file)")
     args = parser.parse_args()
     print(export_fusion_checkpoint(args.run, args.out, load_codec(DEFAULT_NAME, None, None), args.half))
 

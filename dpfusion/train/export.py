@@ -51,7 +51,7 @@ def export_fusion_checkpoint(run_dir: str | Path, out_dir: str | Path, codec: Co
     """The fusion module of a run's last checkpoint (its EMA weights), written as a loadable module folder.
 
     For a run stopped before its last step (a time-boxed GPU job): the run itself exports only at the end.
-    ``half`` stores fp16, as the shipped module is (it moves PSNR by 0.0002 dB; docs/METHOD.md).
+    ``half`` stores fp16: half the file, PSNR within 0.0006 dB of fp32 on the validation photos (docs/METHOD.md).
     """
     path = Path(run_dir) / CHECKPOINT_NAME
     state = load_checkpoint(path)
