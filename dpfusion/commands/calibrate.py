@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> None:
     for curve, spread in zip(curves, held_out, strict=True):
         weights = ", ".join(f"{calibration.weight(t, curve.rate):.3f}" for t in (0.1, 0.3, 0.5, 0.7, 0.9))
         estimate = "" if spread is None else f"; evenness on photos left out of a resample {spread:.3f}"
-        print(f"rate {curve.rate:g}: w(tau = 0.1, 0.3, 0.5, 0.7, 0.9) = {weights}{estimate}")
+        floor = f"; PSNR floor w >= {curve.psnr_floor:.3f}"
+        print(f"rate {curve.rate:g}: w(tau = 0.1, 0.3, 0.5, 0.7, 0.9) = {weights}{floor}{estimate}")
     path = store_calibration(args.fusion, calibration, curves)
     print(f"{path}: dial calibrated on {len(images)} photos ({args.dataset}); curves in {CURVES_NAME}")
 

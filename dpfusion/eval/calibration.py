@@ -3,7 +3,8 @@
 For each rate, every photo is decoded once at both ends; the blend ``x(1) + w (x(0) - x(1))``
 is scored on a grid of weights ``w`` (LPIPS-alex and PSNR, mean over photos). The share of the
 LPIPS range a weight travels, ``u(w) = (L(0) - L(w)) / (L(0) - L(1))``, is made monotone and
-inverted, so the dial's weight at tau travels the share ``1 - tau``. The photos must be held
+inverted, so the dial's weight at tau travels the share ``1 - tau``; no interior weight is left below
+the mean PSNR's floor, the rising side of the blend where a lower tau is better in both. The photos must be held
 out from training and must not be the test set (Kodak): see ``dpfusion data prepare``.
 """
 
@@ -22,7 +23,7 @@ from dpfusion.atomic import atomic_path
 from dpfusion.errors import DPFusionError
 from dpfusion.fusion.checkpoint import CONFIG_NAME, read_manifest
 from dpfusion.fusion.dial import DialCalibration
-from dpfusion.fusion.image_dial import PERCEPTUAL, PROBE_WEIGHTS, blend_scores
+from dpfusion.fusion.image_dial import PERCEPTUAL, PROBE_WEIGHTS, blend_scores, floored, mean_psnr_floor
 from dpfusion.fusion.image_dial import even_weights as even_weights_of
 
 WEIGHT_GRID = PROBE_WEIGHTS
@@ -41,10 +42,13 @@ class BlendCurve:
     psnr: tuple[float, ...]
     images: int
     metric: str = PERCEPTUAL
+    psnr_floor: float = 0.0
+    """The smallest weight whose mean PSNR is within ``PSNR_SLACK_DB`` of the blend's best: no interior knot
+    goes below it (:func:`~dpfusion.fusion.image_dial.mean_psnr_floor`)."""
 
     def to_dict(self) -> dict:
         return {"rate": self.rate, "weights": self.weights, self.metric: self.lpips, "psnr": self.psnr,
-                "images": self.images}  # fmt: skip
+                "images": self.images, "psnr_floor": self.psnr_floor}  # fmt: skip
 
 
 @torch.no_grad()
@@ -79,17 +83,19 @@ def measure_blend_curves(
 def mean_curves(
     scores: np.ndarray, rates: Sequence[float], weights: Sequence[float] = WEIGHT_GRID, metric: str = PERCEPTUAL
 ) -> list[BlendCurve]:
-    """The per-rate mean of per-photo scores ``(images, rates, weights, 2)``."""
+    """The per-rate mean of per-photo scores ``(images, rates, weights, 2)``, with its PSNR floor."""
     mean = scores.mean(axis=0)
+    floors = [mean_psnr_floor(weights, scores[:, j, :, 1]) for j in range(len(rates))]
     return [
-        BlendCurve(float(rate), tuple(weights), tuple(m[:, 0]), tuple(m[:, 1]), len(scores), metric)
-        for rate, m in zip(rates, mean, strict=True)
+        BlendCurve(float(rate), tuple(weights), tuple(m[:, 0]), tuple(m[:, 1]), len(scores), metric, floor)
+        for rate, m, floor in zip(rates, mean, floors, strict=True)
     ]
 
 
 def even_weights(curve: BlendCurve, knots: Sequence[float] = KNOTS) -> tuple[float, ...]:
-    """The weight at each knot whose blend travels the share ``1 - tau`` of the curve's LPIPS range."""
-    return even_weights_of(curve.weights, curve.lpips, knots, f"at rate {curve.rate:g}")
+    """The weight at each knot whose blend travels the share ``1 - tau`` of the curve's LPIPS range, raised to
+    the curve's PSNR floor as the per-image fit is: a knot below it would be beaten by a lower tau in both."""
+    return floored(even_weights_of(curve.weights, curve.lpips, knots, f"at rate {curve.rate:g}"), curve.psnr_floor)
 
 
 def calibrate(curves: Sequence[BlendCurve], knots: Sequence[float] = KNOTS) -> DialCalibration:

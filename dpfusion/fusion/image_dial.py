@@ -47,6 +47,8 @@ PSNR_SLACK_DB = 0.005
 """How far below the blend's best PSNR an interior knot may sit: half the 0.01 dB by which the dial's
 criteria (``dpfusion.eval.dial_criteria``) let one position beat another, so that no knot below the peak
 is beaten in PSNR by one nearer it, on any image or on the mean over images."""
+FLOOR_SEARCH_POINTS = 2001
+"""Weights searched for the mean PSNR floor of a calibration: steps of 0.0005."""
 FIT_SIGNATURE = hashlib.sha256(
     repr((PERCEPTUAL, PROBE_WEIGHTS, IMAGE_DIAL_KNOTS, FULL_IMAGE_PIXELS, CROP, CROP_GRID, PSNR_SLACK_DB)).encode()
 ).hexdigest()[:12]
@@ -119,6 +121,36 @@ class BlendOptimum:
         return max(0.0, self.weight - math.sqrt(self.spread * (10.0 ** (slack_db / 10.0) - 1.0)))
 
 
+def floored(weights: Sequence[float], floor: float) -> tuple[float, ...]:
+    """``weights`` (tau = 0 first, tau = 1 last) with every interior one raised to at least ``floor``.
+
+    A weight below the floor sits on the rising side of the blend's PSNR curve, where a lower tau beats it in
+    PSNR and LPIPS both; the ends stay the module's two decodes.
+    """
+    inner = tuple(max(float(w), floor) for w in weights[1:-1])
+    return (float(weights[0]), *inner, float(weights[-1]))
+
+
+def mean_psnr_floor(grid: Sequence[float], psnr: np.ndarray, slack_db: float = PSNR_SLACK_DB) -> float:
+    """The smallest blend weight whose PSNR, averaged over photos, is within ``slack_db`` of its best.
+
+    ``psnr`` is ``(photos, len(grid))``, measured on the blends. A photo's blend MSE is quadratic in the
+    weight (see :class:`BlendOptimum`), so a least-squares quadratic through its measured MSEs gives its PSNR
+    between the grid's weights, and the mean is searched on a fine grid: the grid alone is too coarse near a
+    peak that moves a few thousandths of a dB.
+    """
+    weights = np.asarray(grid, dtype=np.float64)
+    if len(weights) < 3:
+        return 0.0
+    mse = 10.0 ** (-np.asarray(psnr, dtype=np.float64) / 10.0)
+    design = np.stack([np.ones_like(weights), weights, weights * weights], axis=1)
+    coefficients = np.linalg.lstsq(design, mse.T, rcond=None)[0]
+    fine = np.linspace(0.0, 1.0, FLOOR_SEARCH_POINTS)
+    fitted = np.stack([np.ones_like(fine), fine, fine * fine], axis=1) @ coefficients
+    mean = (-10.0 * np.log10(np.maximum(fitted, 1e-30))).mean(axis=1)
+    return float(fine[np.argmax(mean >= mean.max() - slack_db)])
+
+
 def blend_optimum(reference: np.ndarray, base: Tensor, real: Tensor) -> BlendOptimum:
     """The blend's MSE-optimal weight and spread against the original, from the ends before rounding."""
     residual, step = to_tensor(reference) - base, real - base
@@ -159,7 +191,7 @@ def fit_image_dial(
     except DPFusionError:
         return None
     floor = blend_optimum(reference, base, real).psnr_floor()
-    return decode_dial(encode_dial([max(w, floor) for w in weights[1:-1]]))
+    return decode_dial(encode_dial(floored(weights, floor)[1:-1]))
 
 
 def image_calibration(weights: Sequence[float], quality: float) -> DialCalibration:

@@ -7,7 +7,17 @@ import pytest
 
 from dpfusion.api import Model
 from dpfusion.errors import DPFusionError
-from dpfusion.eval.calibration import KNOTS, WEIGHT_GRID, BlendCurve, calibrate, even_weights, measure_blend_curves
+from dpfusion.eval.calibration import (
+    KNOTS,
+    WEIGHT_GRID,
+    BlendCurve,
+    calibrate,
+    even_weights,
+    mean_curves,
+    measure_blend_curves,
+)
+from dpfusion.eval.dial_criteria import Point, wasted
+from dpfusion.fusion.image_dial import PSNR_SLACK_DB, BlendOptimum, mean_psnr_floor
 from dpfusion.fusion.schedule import NoiseSchedule
 from dpfusion.imageio import to_tensor
 from dpfusion.metrics import METRICS
@@ -54,3 +64,60 @@ def test_measured_curves_score_what_the_decoder_renders(tiny_gain_codec, tiny_im
         assert curve.psnr[i] == pytest.approx(float(METRICS["psnr"](to_tensor(image), x)[0]), abs=1e-9)
         assert curve.lpips[i] == pytest.approx(float(METRICS["ms_ssim"](to_tensor(image), x)[0]), abs=1e-9)
     assert curve.images == 1 and curve.to_dict()["ms_ssim"] == curve.lpips
+
+
+def _quadratic_psnr(weights, optimum: float, least_mse: float, power: float) -> np.ndarray:
+    """A photo's PSNR along the blend: its MSE is ``least_mse + power (w - optimum)^2`` (dB of unit peak)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    return -10.0 * np.log10(least_mse + power * (weights - optimum) ** 2)
+
+
+def test_one_photos_mean_psnr_floor_is_its_closed_form_floor():
+    psnr = _quadratic_psnr(WEIGHT_GRID, 0.3, 1e-3, 4e-3)
+    assert mean_psnr_floor(WEIGHT_GRID, psnr[None]) == pytest.approx(BlendOptimum(0.3, 0.25).psnr_floor(), abs=5e-4)
+    falling = _quadratic_psnr(WEIGHT_GRID, 0.0, 1e-3, 4e-3)
+    assert mean_psnr_floor(WEIGHT_GRID, falling[None]) == 0.0
+
+
+def test_several_photos_floor_where_their_mean_psnr_comes_within_the_slack():
+    photos = [(0.05, 1e-3, 2e-3), (0.5, 2e-3, 8e-3), (0.25, 5e-4, 1e-3)]
+    psnr = np.stack([_quadratic_psnr(WEIGHT_GRID, *p) for p in photos])
+    floor = mean_psnr_floor(WEIGHT_GRID, psnr)
+    fine = np.linspace(0.0, 1.0, 100001)
+    mean = np.mean([_quadratic_psnr(fine, *p) for p in photos], axis=0)
+    first = fine[np.argmax(mean >= mean.max() - PSNR_SLACK_DB)]
+    assert 0.05 < floor < fine[np.argmax(mean)]
+    assert floor == pytest.approx(first, abs=1e-3)
+
+
+def _rising_scores() -> tuple[np.ndarray, list[tuple[float, float, float]]]:
+    """Three photos whose blend's LPIPS falls evenly while its PSNR peaks 0.3-0.4 of the way in."""
+    photos = [(0.3, 1e-3, 1e-3), (0.35, 1.2e-3, 1.5e-3), (0.4, 8e-4, 1e-3)]
+    grid = np.asarray(WEIGHT_GRID)
+    scores = np.zeros((len(photos), 1, len(grid), 2))
+    for i, photo in enumerate(photos):
+        scores[i, 0, :, 0] = 0.4 - 0.3 * grid
+        scores[i, 0, :, 1] = _quadratic_psnr(grid, *photo)
+    return scores, photos
+
+
+def _dial_points(calibration, photos) -> list[Point]:
+    points = []
+    for tau in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0):
+        w = calibration.weight(tau, 0.0)
+        psnr = float(np.mean([_quadratic_psnr([w], *p)[0] for p in photos]))
+        points.append(Point(tau, psnr, 0.4 - 0.3 * w))
+    return points
+
+
+def test_calibration_leaves_no_interior_knot_on_the_rising_side_of_the_blends_psnr():
+    scores, photos = _rising_scores()
+    (curve,) = mean_curves(scores, [0.0])
+    assert 0.25 < curve.psnr_floor < 0.35 and curve.to_dict()["psnr_floor"] == curve.psnr_floor
+    weights = np.asarray(even_weights(curve))
+    even = 1.0 - np.asarray(KNOTS)
+    assert weights[0] == 1.0 and weights[-1] == 0.0
+    np.testing.assert_allclose(weights[1:-1], np.maximum(even[1:-1], curve.psnr_floor), atol=0.01)
+    assert wasted(_dial_points(calibrate([curve]), photos)) == ()
+    unfloored = BlendCurve(curve.rate, curve.weights, curve.lpips, curve.psnr, curve.images)
+    assert wasted(_dial_points(calibrate([unfloored]), photos)), "without the floor tau = 0.9 is beaten"
